@@ -1,0 +1,121 @@
+"""DuckDB schema of a catalogue and its migrations.
+
+The schema version lives in the ``meta`` table. A catalogue written by a newer binarycat
+(a higher version than `SCHEMA_VERSION`) is refused rather than silently misread; an older
+one is brought up to date by running the `MIGRATIONS` after its version in order.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS surveys (
+    name                      VARCHAR PRIMARY KEY,
+    title                     VARCHAR,
+    aperture_m                DOUBLE,
+    bands                     VARCHAR[],
+    band_wavelengths_um       DOUBLE[],
+    hips_ids                  VARCHAR[],
+    pixel_scale_arcsec        DOUBLE,
+    fwhm_arcsec               DOUBLE,
+    reference_wavelength_um   DOUBLE,
+    diffraction_limit_arcsec  DOUBLE,
+    sky                       VARCHAR,
+    sky_fraction              DOUBLE,
+    coverage                  VARCHAR,
+    aliases                   VARCHAR[],
+    notes                     VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS sources (
+    source_id   VARCHAR PRIMARY KEY,
+    ra          DOUBLE NOT NULL,   -- ICRS, degrees
+    dec         DOUBLE NOT NULL,   -- ICRS, degrees
+    healpix     BIGINT NOT NULL,   -- nested HEALPix index at HEALPIX_ORDER
+    origin      VARCHAR,           -- file or service the row came from
+    properties  JSON,              -- every other column of the imported table
+    imported_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS stamps (
+    stamp_id           VARCHAR PRIMARY KEY, -- hash of (source_id, survey, content_hash)
+    source_id          VARCHAR NOT NULL,
+    survey             VARCHAR NOT NULL,
+    content_hash       VARCHAR NOT NULL,    -- sha256 of dtype, shape and pixel bytes
+    shard              VARCHAR NOT NULL,    -- Parquet file, relative to the catalogue directory
+    shard_row          INTEGER NOT NULL,
+    height             INTEGER NOT NULL,
+    width              INTEGER NOT NULL,
+    filters            VARCHAR[],           -- bands stacked into this stamp
+    pixel_scale_arcsec DOUBLE,
+    ra                 DOUBLE,              -- stamp centre, ICRS degrees
+    dec                DOUBLE,
+    healpix            BIGINT,
+    origin             VARCHAR,             -- files or service it came from
+    created_at         TIMESTAMP DEFAULT current_timestamp,
+    UNIQUE (source_id, survey, content_hash)
+);
+
+CREATE TABLE IF NOT EXISTS labels (
+    source_id  VARCHAR NOT NULL,
+    survey     VARCHAR NOT NULL,
+    label      TINYINT NOT NULL CHECK (label IN (0, 1)),
+    labeller   VARCHAR NOT NULL,     -- who or what gave it: a person, 'simulator', a file
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (source_id, survey, labeller)
+);
+
+CREATE TABLE IF NOT EXISTS models (
+    model_id    VARCHAR PRIMARY KEY,
+    kind        VARCHAR NOT NULL,    -- 'stamp_resnet34', ...
+    surveys     VARCHAR[],
+    params      JSON,
+    split_seed  INTEGER,
+    metrics     JSON,
+    checkpoint  VARCHAR,             -- relative to the catalogue directory
+    created_at  TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS splits (
+    model_id  VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL,
+    split     VARCHAR NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+    PRIMARY KEY (model_id, source_id)
+);
+
+CREATE TABLE IF NOT EXISTS predictions (
+    stamp_id   VARCHAR NOT NULL,
+    model_id   VARCHAR NOT NULL,
+    source_id  VARCHAR NOT NULL,
+    survey     VARCHAR NOT NULL,
+    p_binary   DOUBLE NOT NULL CHECK (p_binary BETWEEN 0 AND 1),
+    flag       BOOLEAN NOT NULL,
+    threshold  DOUBLE NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (stamp_id, model_id)
+);
+
+CREATE OR REPLACE VIEW latest_labels AS
+SELECT source_id, survey, label, labeller, created_at
+FROM labels
+QUALIFY row_number() OVER (PARTITION BY source_id, survey ORDER BY created_at DESC, labeller) = 1;
+
+CREATE OR REPLACE VIEW binary_flags AS
+SELECT p.source_id, p.survey, s.ra, s.dec, p.flag, p.p_binary, p.model_id, p.stamp_id,
+       p.created_at AS predicted_at
+FROM predictions p
+JOIN sources s USING (source_id)
+QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
+                           ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
+"""
+
+# MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
+MIGRATIONS: dict[int, str] = {}
+
+CREATE_STATEMENTS = _V1

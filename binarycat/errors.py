@@ -1,0 +1,31 @@
+"""Exceptions a user can cause.
+
+Every error that bad input can trigger (a missing file, a corrupt FITS, an unknown survey,
+bad SQL) is a `BinarycatError` whose message is one sentence; the CLI prints it and exits
+non-zero without a traceback.
+"""
+
+
+class BinarycatError(Exception):
+    """An error caused by input, with a message meant for the user."""
+
+
+class CatalogVersionError(BinarycatError):
+    """The catalogue was written by a newer binarycat than this one."""
+
+
+class UnknownSurveyError(BinarycatError):
+    """A survey name that the registry does not know."""
+
+
+class BadFitsError(BinarycatError):
+    """A FITS file that cannot be used as a stamp."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class QueryError(BinarycatError):
+    """A query that DuckDB rejected, or one that tried to change a read-only catalogue."""

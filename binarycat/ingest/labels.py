@@ -1,0 +1,113 @@
+"""Labels in: a file of (source id, survey, label) rows, such as the simulator's ``truth.csv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from astropy.table import Table
+
+from binarycat.catalog.sources import read_table
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+from binarycat.ingest.surveys import get_survey, sync_survey_table
+
+__all__ = ["LabelImport", "import_labels"]
+
+_ID = ("source_id", "id", "source", "name")
+_SURVEY = ("survey",)
+_LABEL = ("label", "is_binary_resolved", "binary", "class")
+
+
+@dataclass
+class LabelImport:
+    """Counts of a label import."""
+
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+
+def _column(table: Table, names: tuple[str, ...], what: str) -> str:
+    lower = {c.lower(): c for c in table.colnames}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    raise BinarycatError(f"The label file has no {what} column (looked for {', '.join(names)}).")
+
+
+def import_labels(catalog: Catalog, table: Table | str | Path, *, labeller: str | None = None) -> LabelImport:
+    """Store labels 0 (single or unresolved) / 1 (resolved visual binary) per source and survey.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    table : Table or path
+        CSV or Parquet (any format `read_table` reads) with columns ``source_id``, ``survey``
+        and ``label``.
+    labeller : str, optional
+        Who gave the labels; defaults to the file name. Importing the same labels again
+        changes nothing; a new value from the same labeller replaces the old one.
+
+    Raises
+    ------
+    BinarycatError
+        For a missing column, a label other than 0/1, an unknown survey, or a source id that
+        is not in the catalogue. Nothing is stored then.
+    """
+    if not isinstance(table, Table):
+        labeller = labeller or Path(table).name
+        table = read_table(table)
+    labeller = labeller or "python"
+    id_c, sv_c, lb_c = _column(table, _ID, "source id"), _column(table, _SURVEY, "survey"), _column(
+        table, _LABEL, "label"
+    )
+    ids = [str(v).strip() for v in table[id_c]]
+    surveys = [get_survey(str(s)).name for s in table[sv_c]]
+    try:
+        labels = np.asarray(table[lb_c], dtype=float)
+    except (TypeError, ValueError):
+        raise BinarycatError(f"Labels in column {lb_c!r} must be 0 or 1.") from None
+    bad = ~np.isin(labels, (0, 1))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BinarycatError(f"Row {i + 1} has label {table[lb_c][i]!r}; labels must be 0 or 1.")
+    known = {
+        s for (s,) in catalog.sql(
+            "select source_id from sources where source_id in (select unnest(?))", [sorted(set(ids))]
+        ).fetchall()
+    }
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise BinarycatError(
+            f"{len(unknown)} labelled source id(s) are not in the catalogue (first: {unknown[0]!r}); "
+            "import the sources first."
+        )
+    sync_survey_table(catalog)
+    new = pa.table(
+        {"source_id": ids, "survey": surveys, "label": labels.astype(np.int8), "labeller": [labeller] * len(ids)}
+    )
+    with catalog.transaction() as con:
+        con.register("_new_labels", new)
+        dup = con.execute(
+            "select count(*) - count(distinct (source_id, survey)) from _new_labels"
+        ).fetchone()[0]
+        if dup:
+            con.unregister("_new_labels")
+            raise BinarycatError(f"The label file repeats {dup} (source, survey) pair(s).")
+        counts = con.execute(
+            """select count(*) filter (where l.label is null),
+                      count(*) filter (where l.label is not null and l.label <> n.label),
+                      count(*) filter (where l.label = n.label)
+               from _new_labels n left join labels l using (source_id, survey, labeller)"""
+        ).fetchone()
+        con.execute(
+            """insert or replace into labels (source_id, survey, label, labeller)
+               select n.source_id, n.survey, n.label, n.labeller from _new_labels n
+               left join labels l using (source_id, survey, labeller)
+               where l.label is null or l.label <> n.label"""
+        )
+        con.unregister("_new_labels")
+    return LabelImport(added=counts[0], changed=counts[1], unchanged=counts[2])

@@ -1,0 +1,115 @@
+"""Stamps and labels from the catalogue as torch datasets, and the train/validation/test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from binarycat.catalog.arrays import load_stamp_arrays
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+from binarycat.model.preprocess import stamps_to_tensor
+
+__all__ = ["LabelledStamps", "StampDataset", "labelled_stamps", "split_sources", "augment_batch"]
+
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+
+
+@dataclass
+class LabelledStamps:
+    """Stamp ids with their source, survey and label (latest label per source and survey)."""
+
+    stamp_id: list[str]
+    source_id: list[str]
+    survey: list[str]
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.stamp_id)
+
+    def subset(self, mask) -> "LabelledStamps":
+        idx = np.flatnonzero(mask)
+        return LabelledStamps([self.stamp_id[i] for i in idx], [self.source_id[i] for i in idx],
+                              [self.survey[i] for i in idx], self.label[idx])
+
+
+def labelled_stamps(catalog: Catalog, surveys: list[str]) -> LabelledStamps:
+    """Every stored stamp of ``surveys`` whose (source, survey) has a label."""
+    rows = catalog.sql(
+        """select s.stamp_id, s.source_id, s.survey, l.label
+           from stamps s join latest_labels l using (source_id, survey)
+           where s.survey in (select unnest(?))
+           order by s.source_id, s.survey, s.stamp_id""",
+        [surveys],
+    ).fetchall()
+    if not rows:
+        raise BinarycatError(
+            f"No labelled stamps for {', '.join(surveys)}; ingest stamps and import labels first."
+        )
+    sid, src, sv, lab = zip(*rows)
+    return LabelledStamps(list(sid), list(src), list(sv), np.asarray(lab, dtype=np.int64))
+
+
+def split_sources(source_ids, labels, seed: int, fractions=SPLIT_FRACTIONS) -> dict[str, str]:
+    """Stratified split of sources into train/validation/test; one source is in one split only.
+
+    A source's stratum is its highest label (binary in any survey or not); within a stratum
+    sources are shuffled with ``seed`` and cut at the fractions.
+    """
+    stratum: dict[str, int] = {}
+    for s, y in zip(source_ids, labels):
+        stratum[s] = max(stratum.get(s, 0), int(y))
+    rng = np.random.default_rng(seed)
+    out: dict[str, str] = {}
+    for value in sorted(set(stratum.values())):
+        members = sorted(s for s, v in stratum.items() if v == value)
+        rng.shuffle(members)
+        n = len(members)
+        n_train = int(round(fractions[0] * n))
+        n_val = int(round(fractions[1] * n))
+        for i, s in enumerate(members):
+            out[s] = "train" if i < n_train else "validation" if i < n_train + n_val else "test"
+    return out
+
+
+class StampDataset(Dataset):
+    """Stamps read from the catalogue's Parquet store, preprocessed to model inputs.
+
+    Each shard is read once at construction; items are ``(tensor (1, S, S), label)``.
+    With ``augment=True`` items get a random flip, 90-degree rotation and a shift of up to
+    one pixel: symmetries of the sky that do not resample (and so do not smear) the PSF.
+    """
+
+    def __init__(self, catalog: Catalog, stamps: LabelledStamps, input_size: int, *,
+                 augment: bool = False, seed: int = 0):
+        arrays = load_stamp_arrays(catalog, stamps.stamp_id)
+        self.x = stamps_to_tensor(arrays, input_size)
+        self.y = torch.as_tensor(stamps.label, dtype=torch.long)
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        if self.augment:
+            x = augment_batch(x[None], self.generator)[0]
+        return x, self.y[i]
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips, 90-degree rotations and +-1 px shifts of an (N, C, H, W) batch."""
+    out = torch.empty_like(x)
+    n = x.shape[0]
+    flips = torch.randint(0, 2, (n,), generator=generator)
+    turns = torch.randint(0, 4, (n,), generator=generator)
+    shifts = torch.randint(-1, 2, (n, 2), generator=generator)
+    for i in range(n):
+        xi = x[i].flip(-1) if flips[i] else x[i]
+        xi = torch.rot90(xi, int(turns[i]), dims=(-2, -1))
+        out[i] = torch.roll(xi, shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(-2, -1))
+    return out

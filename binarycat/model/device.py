@@ -1,0 +1,41 @@
+"""Choosing where torch runs: CUDA (bf16 autocast, channels-last) when present, else all CPU cores."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+__all__ = ["pick_device", "autocast", "configure_cpu"]
+
+
+def configure_cpu() -> None:
+    """Let torch use every core this process may run on."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    torch.set_num_threads(max(1, n))
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given (``"cpu"``, ``"cuda"``), else CUDA when available, else CPU."""
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            from binarycat.errors import BinarycatError
+
+            raise BinarycatError("CUDA was asked for but no CUDA device is available.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    configure_cpu()
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

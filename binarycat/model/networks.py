@@ -1,0 +1,28 @@
+"""Network architectures."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet34
+
+__all__ = ["stamp_resnet34"]
+
+
+def stamp_resnet34(in_channels: int = 1, num_classes: int = 2) -> nn.Module:
+    """torchvision ResNet34 trained from scratch, with a one-channel stem and a two-class head.
+
+    The stem keeps torchvision's 7x7 stride-2 convolution and max-pool; only its input
+    channels change. The head returns logits (softmax belongs to prediction, not ``forward``).
+    """
+    model = resnet34(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+ARCHITECTURES = {"resnet34": stamp_resnet34}
+
+
+def build(arch: str, **kwargs) -> torch.nn.Module:
+    return ARCHITECTURES[arch](**kwargs)

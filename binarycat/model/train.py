@@ -1,0 +1,219 @@
+"""Training the stamp classifier on labelled stamps of the catalogue."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+from binarycat.model.checkpoints import save_checkpoint
+from binarycat.model.data import StampDataset, labelled_stamps, split_sources
+from binarycat.model.device import autocast, pick_device
+from binarycat.model.metrics import classification_report
+from binarycat.model.networks import build
+from binarycat.model.preprocess import GEOMETRY, NORMALISATION
+
+__all__ = ["TrainConfig", "TrainResult", "train_stamp_classifier", "evaluate_split"]
+
+MODEL_KIND = "stamp_classifier"
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults follow the paper (40 epochs, Adam, step learning rate).
+
+    Attributes
+    ----------
+    epochs : int
+        Most epochs to run; training stops earlier when validation macro-F1 has not improved
+        for ``patience`` epochs, and the best epoch's weights are kept.
+    """
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_step: int = 10
+    lr_gamma: float = 0.5
+    patience: int = 10
+    input_size: int = 64
+    seed: int = 0
+    split_seed: int = 0
+    arch: str = "resnet34"
+    threshold: float = 0.5
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainResult:
+    """What training produced: the model id, the test report overall and per survey, and timings."""
+
+    model_id: str
+    report: dict
+    per_survey: dict
+    history: list = field(default_factory=list)
+    n_train: int = 0
+    n_validation: int = 0
+    n_test: int = 0
+    seconds: float = 0.0
+    checkpoint: str = ""
+
+
+def _model_id(surveys: list[str], config: TrainConfig, stamp_ids: list[str]) -> str:
+    h = hashlib.sha256(json.dumps([surveys, config.as_dict(), sorted(stamp_ids)]).encode()).hexdigest()
+    return f"{config.arch}-{h[:10]}"
+
+
+def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Logits of ``x`` in batches, in inference mode."""
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device)
+            if device.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                out.append(model(xb).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, 2)
+
+
+def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5):
+    """(p_binary, predicted labels) for a dataset."""
+    logits = predict_logits(model, dataset.x, device)
+    p = torch.softmax(logits, dim=1)[:, 1].numpy()
+    return p, (p >= threshold).astype(np.int64)
+
+
+def train_stamp_classifier(
+    catalog: Catalog,
+    surveys: list[str],
+    config: TrainConfig | None = None,
+    *,
+    device: str | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> TrainResult:
+    """Train a ResNet34 from scratch on the labelled stamps of ``surveys``.
+
+    Sources (not stamps) are split 70/15/15 into train/validation/test, stratified by whether
+    the source is a binary in any survey, so one star never sits in two splits. The best
+    epoch by validation macro-F1 is kept, evaluated on the test split, saved under
+    ``models/<model_id>.pt`` and recorded in ``models`` (with its split in ``splits``).
+
+    Parameters
+    ----------
+    catalog : Catalog
+    surveys : list of str
+        Canonical survey names to train on.
+    config : TrainConfig, optional
+    device : str, optional
+        ``"cpu"`` or ``"cuda"``; default CUDA when present.
+    progress : callable, optional
+        ``progress(epoch, epochs, info)`` after every epoch, ``info`` holding loss and val F1.
+    """
+    config = config or TrainConfig()
+    t0 = time.perf_counter()
+    dev = pick_device(device)
+    torch.manual_seed(config.seed)
+    data = labelled_stamps(catalog, surveys)
+    split_of = split_sources(data.source_id, data.label, config.split_seed)
+    split = np.array([split_of[s] for s in data.source_id])
+    parts = {name: data.subset(split == name) for name in ("train", "validation", "test")}
+    for name, part in parts.items():
+        if len(part) == 0:
+            raise BinarycatError(f"Too few labelled stamps: the {name} split is empty.")
+    if len(set(parts["train"].label.tolist())) < 2:
+        raise BinarycatError("The training split holds only one class; label some of each class.")
+
+    train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed)
+    val_ds = StampDataset(catalog, parts["validation"], config.input_size)
+    test_ds = StampDataset(catalog, parts["test"], config.input_size)
+    loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed), drop_last=False)
+
+    model = build(config.arch, in_channels=1, num_classes=2).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    counts = np.bincount(parts["train"].label, minlength=2).astype(float)
+    weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+
+    best_f1, best_state, best_epoch, history = -1.0, None, 0, []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, n = 0.0, 0
+        for xb, yb in loader:
+            xb, yb = xb.to(dev), yb.to(dev)
+            if dev.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            opt.zero_grad(set_to_none=True)
+            with autocast(dev):
+                loss = loss_fn(model(xb).float(), yb)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(yb)
+            n += len(yb)
+        sched.step()
+        _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
+        val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
+        info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
+        history.append(info)
+        if val_f1 > best_f1:
+            best_f1, best_epoch = val_f1, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if progress:
+            progress(epoch, config.epochs, info)
+        if epoch - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+
+    p_test, pred_test = evaluate_split(model, test_ds, dev, config.threshold)
+    y_test = parts["test"].label
+    report = classification_report(y_test, pred_test)
+    surveys_test = np.array(parts["test"].survey)
+    per_survey = {
+        s: classification_report(y_test[surveys_test == s], pred_test[surveys_test == s])
+        for s in surveys if (surveys_test == s).any()
+    }
+
+    model_id = _model_id(surveys, config, data.stamp_id)
+    checkpoint = f"models/{model_id}.pt"
+    model_config = {
+        **config.as_dict(), "normalisation": NORMALISATION, "geometry": GEOMETRY,
+        "surveys": surveys, "best_epoch": best_epoch,
+    }
+    save_checkpoint(catalog.resolve(checkpoint), model, model_config)
+    metrics = {
+        "test": report, "test_per_survey": per_survey, "best_val_macro_f1": best_f1,
+        "best_epoch": best_epoch, "history": history,
+        "n_train": len(parts["train"]), "n_validation": len(parts["validation"]), "n_test": len(y_test),
+    }
+    with catalog.transaction() as con:
+        con.execute("delete from splits where model_id = ?", [model_id])
+        con.execute(
+            "insert or replace into models (model_id, kind, surveys, params, split_seed, metrics, checkpoint) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            [model_id, MODEL_KIND, surveys, json.dumps(model_config), config.split_seed,
+             json.dumps(metrics), checkpoint],
+        )
+        con.executemany(
+            "insert into splits (model_id, source_id, split) values (?, ?, ?)",
+            [(model_id, s, v) for s, v in sorted(split_of.items())],
+        )
+    return TrainResult(
+        model_id=model_id, report=report, per_survey=per_survey, history=history,
+        n_train=len(parts["train"]), n_validation=len(parts["validation"]), n_test=len(y_test),
+        seconds=time.perf_counter() - t0, checkpoint=checkpoint,
+    )

@@ -85,18 +85,15 @@ def import_labels(catalog: Catalog, table: Table | str | Path, *, labeller: str 
             f"{len(unknown)} labelled source id(s) are not in the catalogue (first: {unknown[0]!r}); "
             "import the sources first."
         )
+    dup = len(ids) - len(set(zip(ids, surveys)))
+    if dup:
+        raise BinarycatError(f"The label file repeats {dup} (source, survey) pair(s).")
     sync_survey_table(catalog)
     new = pa.table(
         {"source_id": ids, "survey": surveys, "label": labels.astype(np.int8), "labeller": [labeller] * len(ids)}
     )
     with catalog.transaction() as con:
         con.register("_new_labels", new)
-        dup = con.execute(
-            "select count(*) - count(distinct (source_id, survey)) from _new_labels"
-        ).fetchone()[0]
-        if dup:
-            con.unregister("_new_labels")
-            raise BinarycatError(f"The label file repeats {dup} (source, survey) pair(s).")
         counts = con.execute(
             """select count(*) filter (where l.label is null),
                       count(*) filter (where l.label is not null and l.label <> n.label),

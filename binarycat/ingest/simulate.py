@@ -612,7 +612,7 @@ class _Source:
 def _offset_pix(sep_arcsec, pa_deg, scale_arcsec):
     """Tangent-plane offset (dx, dy) in pixels of a point at (sep, PA east of north); east is -x."""
     pa = math.radians(pa_deg)
-    return -sep_arcsec * math.sin(pa) / scale_arcsec, sep_arcsec * math.cos(pa) / scale_arcsec
+    return sep_arcsec * math.sin(pa) / scale_arcsec, sep_arcsec * math.cos(pa) / scale_arcsec
 
 
 def _stamp_rng(seed: int, source_index: int, survey: Survey, filter_index: int) -> np.random.Generator:

@@ -1,0 +1,386 @@
+"""The ``binarycat`` command line: options in, plain functions called, results rendered."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from binarycat.catalog.store import Catalog, default_catalog_dir
+from binarycat.errors import BinarycatError
+from binarycat.cli import render
+from binarycat.cli.render import Bars, console, err_console
+
+app = typer.Typer(
+    name="binarycat",
+    help="Find binary stars in survey stamps and keep every result in a DuckDB catalogue.\n\n"
+         "Start with:  binarycat demo",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sources_app = typer.Typer(help="Source catalogues: import from files.", no_args_is_help=True)
+label_app = typer.Typer(help="Labels for training: import from files.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(label_app, name="label")
+
+
+def _catalog_dir(ctx: typer.Context) -> Path:
+    return ctx.obj["catalog"]
+
+
+def _open(ctx: typer.Context, *, create: bool = False) -> Catalog:
+    from binarycat.pipeline import init_catalog
+
+    path = _catalog_dir(ctx)
+    if create:
+        return init_catalog(path)
+    return Catalog(path, create=False)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    catalog: Optional[Path] = typer.Option(
+        None, "--catalog", "-c", envvar="BINARYCAT_CATALOG", metavar="DIR",
+        help="Catalogue directory \\[default: ./binarycat-catalog].",
+    ),
+):
+    """Find binary stars in survey stamps and keep every result in a DuckDB catalogue."""
+    ctx.obj = {"catalog": catalog or default_catalog_dir()}
+
+
+# -- catalogue -------------------------------------------------------------------------------
+@app.command()
+def init(ctx: typer.Context):
+    """Create a catalogue directory (or bring an existing one up to date).
+
+    Example: [cyan]binarycat --catalog orion-cat init[/]
+    """
+    with _open(ctx, create=True) as cat:
+        console.print(f"Catalogue ready at [bold]{cat.path}[/] (schema v{cat.schema_version}).")
+
+
+@app.command()
+def surveys(
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+):
+    """List the survey registry: aperture, pixel scale, PSF FWHM, diffraction limit, coverage.
+
+    Example: [cyan]binarycat surveys --format csv[/]
+    """
+    import pyarrow as pa
+
+    from binarycat.ingest.surveys import survey_rows
+    from binarycat.queries.export import write_result
+
+    rows = survey_rows()
+    cols = ["name", "aperture_m", "bands", "pixel_scale_arcsec", "fwhm_arcsec",
+            "diffraction_limit_arcsec", "sky", "coverage", "aliases"]
+    table = pa.table({c: [r[c] if not isinstance(r[c], list) else ",".join(map(str, r[c])) for r in rows]
+                      for c in cols})
+    if fmt == "table":
+        console.print(render.arrow_table(table, max_rows=100))
+    else:
+        write_result(table, fmt)
+
+
+# -- the main job ----------------------------------------------------------------------------
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data_dir: Path = typer.Option(Path("binarycat-demo"), "--data-dir", help="Where the simulated FITS files go."),
+    n_sources: int = typer.Option(240, "--sources", "-n", min=30, help="Simulated sources."),
+    seed: int = typer.Option(0, help="Seed of the simulated sky, the split and the training."),
+    epochs: int = typer.Option(12, help="Training epochs at most (early stopping on validation F1)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
+):
+    """Run the whole road on simulated data and show the binary candidates.
+
+    Simulates an Orion-like catalogue seen by 2MASS, Pan-STARRS, SDSS9 and HST, ingests and
+    stacks the per-filter FITS stamps, labels them from the simulator's truth, trains a
+    ResNet34, predicts every stamp and runs the named query `candidates`.
+
+    Example: [cyan]binarycat --catalog demo-cat demo --sources 300 --epochs 15[/]
+    """
+    from binarycat.model.metrics import format_report
+    from binarycat.pipeline import run_demo
+
+    t0 = time.perf_counter()
+    cat_dir = _catalog_dir(ctx)
+    with Bars() as bars:
+        result = run_demo(
+            cat_dir, data_dir, n_sources=n_sources, seed=seed, epochs=epochs, device=device,
+            step=lambda msg: err_console.print(f"[bold cyan]>[/] {msg}", highlight=False),
+            progress_factory=bars.factory,
+        )
+    wall = time.perf_counter() - t0
+    console.print()
+    console.print(f"[bold]Test-split classification report[/] (model {result.model_id}, "
+                  f"{result.counts['n_test']} test stamps)")
+    console.print(format_report(result.report), highlight=False)
+    console.print()
+    console.print(render.arrow_table(result.candidates, title="Binary candidates across surveys", max_rows=15))
+    console.print()
+    console.print("[bold]Where everything went[/]")
+    console.print(f"  simulated FITS, sources.csv, truth.csv  {result.data_dir.resolve()}")
+    console.print(f"  catalogue (DuckDB + Parquet)            {result.catalog_dir.resolve()}")
+    console.print(f"  model checkpoint                        "
+                  f"{(result.catalog_dir / 'models' / (result.model_id + '.pt')).resolve()}")
+    stamps = {k[7:]: v for k, v in result.counts.items() if k.startswith("stamps_")}
+    console.print(f"  stamps per survey                       {stamps}")
+    console.print(f"  predictions                             {result.counts['predicted']} "
+                  f"({result.counts['flagged']} flagged binary)")
+    timing = ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items())
+    console.print(f"  time                                    {wall:.0f}s ({timing})")
+    if result.problems:
+        console.print(f"  [yellow]{len(result.problems)} file problems[/] (first: {result.problems[0]})")
+    console.print()
+    console.print(f"Next: [cyan]binarycat --catalog {cat_dir} query \"select * from binary_flags limit 5\"[/]")
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Argument(..., help="Folder for the FITS files, sources.csv and truth.csv."),
+    n_sources: int = typer.Option(300, "--sources", "-n", min=1, help="Number of sources."),
+    surveys_opt: str = typer.Option("2MASS,PanSTARRS,SDSS9,HST", "--surveys", "-s",
+                                    help="Comma-separated survey names."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same files."),
+    fov: float = typer.Option(10.0, "--fov", help="Stamp field of view, arcsec."),
+    binary_fraction: float = typer.Option(0.5, min=0.0, max=1.0, help="Fraction of binaries."),
+):
+    """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
+
+    Example: [cyan]binarycat simulate sim --sources 500 --surveys PS1,HST,2MASS --seed 7[/]
+    """
+    from binarycat.ingest.simulate import simulate_sky
+    from binarycat.ingest.surveys import parse_survey_list
+
+    names = [s.name for s in parse_survey_list(surveys_opt)]
+    with Bars() as bars:
+        res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
+                           binary_fraction=binary_fraction, progress=bars.factory("simulate"))
+    console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
+    for name, n in res.files_by_survey.items():
+        console.print(f"  {name:<10} {n} files in {res.out_dir / name}")
+    console.print(f"  sources {res.sources_csv}\n  truth   {res.truth_csv}")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: List[Path] = typer.Argument(..., help="FITS files or folders (searched recursively)."),
+    survey: str = typer.Option(..., "--survey", "-s", help="Survey name or alias (PS1, SDSS, HST...)."),
+    match_radius: float = typer.Option(1.0, help="Largest stamp-centre to source distance, arcsec."),
+):
+    """Read per-filter FITS cutouts, stack each source's filters and store the stamps.
+
+    Files named PREFIX_FILTER.fits with one PREFIX are the filters of one source. Stamps are
+    tied to sources by id (header SRCID or the prefix) or by position. Bad files are reported
+    one by one and the good ones are still stored; re-running adds nothing.
+
+    Example: [cyan]binarycat ingest sim/PanSTARRS --survey PS1[/]
+    """
+    from binarycat.ingest.stamps import ingest_fits
+    from binarycat.ingest.surveys import get_survey
+
+    name = get_survey(survey).name
+    with _open(ctx, create=True) as cat, Bars() as bars:
+        rep = ingest_fits(cat, paths, name, match_radius_arcsec=match_radius,
+                          progress=bars.factory(f"ingest {name}"))
+    console.print(f"{name}: {rep.stored} stamps stored, {rep.already_present} already present, "
+                  f"{len(rep.problems)} bad files, {len(rep.unmatched)} without a source "
+                  f"({rep.files} files read).")
+    for path, reason in rep.problems:
+        err_console.print(f"[yellow]bad file[/] {path}: {reason}", highlight=False)
+    for prefix, ra, dec in rep.unmatched:
+        where = f"at ({ra:.6f}, {dec:.6f})" if ra is not None else "without a WCS"
+        err_console.print(f"[yellow]no source[/] {prefix} {where}", highlight=False)
+    if not rep.ok:
+        raise typer.Exit(2)
+
+
+# -- sources and labels ----------------------------------------------------------------------
+@sources_app.command("import")
+def sources_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV, FITS, VOTable or Parquet table."),
+    id_col: Optional[str] = typer.Option(None, help="Id column \\[default: found by name]."),
+    ra_col: Optional[str] = typer.Option(None, help="RA column (degrees or sexagesimal hours)."),
+    dec_col: Optional[str] = typer.Option(None, help="Dec column (degrees or sexagesimal)."),
+):
+    """Import a source list; other columns are kept in sources.properties (JSON).
+
+    Example: [cyan]binarycat sources import orion.fits --id-col Seq --ra-col RAJ2000[/]
+    """
+    from binarycat.catalog.sources import import_sources
+
+    with _open(ctx, create=True) as cat:
+        res = import_sources(cat, file, id_col=id_col, ra_col=ra_col, dec_col=dec_col)
+    console.print(f"{res.added} sources added, {res.existing} already present "
+                  f"(id={res.columns['id'] or 'row number'}, ra={res.columns['ra']}, dec={res.columns['dec']}).")
+
+
+@label_app.command("import")
+def label_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV or Parquet with source_id, survey, label (0/1)."),
+    labeller: Optional[str] = typer.Option(None, help="Who labelled \\[default: the file name]."),
+):
+    """Import labels: 1 = resolved visual binary, 0 = not (single or unresolved).
+
+    Example: [cyan]binarycat label import sim/truth.csv --labeller simulator[/]
+    """
+    from binarycat.ingest.labels import import_labels
+
+    with _open(ctx) as cat:
+        res = import_labels(cat, file, labeller=labeller)
+    console.print(f"{res.added} labels added, {res.changed} changed, {res.unchanged} unchanged.")
+
+
+# -- the model -------------------------------------------------------------------------------
+@app.command()
+def train(
+    ctx: typer.Context,
+    surveys_opt: str = typer.Option("PanSTARRS,SDSS9,HST", "--surveys", "-s", help="Comma-separated surveys."),
+    epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
+    batch_size: int = typer.Option(64, min=1),
+    learning_rate: float = typer.Option(1e-3, "--lr"),
+    lr_step: int = typer.Option(10, help="StepLR step, epochs."),
+    patience: int = typer.Option(10, help="Stop after this many epochs without a better val F1."),
+    input_size: int = typer.Option(64, help="Model input size, pixels (stamps are resampled to it)."),
+    seed: int = typer.Option(0, help="Torch seed."),
+    split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+):
+    """Train a ResNet34 from scratch on the labelled stamps of some surveys.
+
+    Example: [cyan]binarycat train --surveys PanSTARRS,SDSS9,HST --epochs 40[/]
+    """
+    from binarycat.ingest.surveys import parse_survey_list
+    from binarycat.model.metrics import format_report
+    from binarycat.model.train import TrainConfig, train_stamp_classifier
+
+    names = [s.name for s in parse_survey_list(surveys_opt)]
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
+                         patience=patience, input_size=input_size, seed=seed, split_seed=split_seed)
+    with _open(ctx) as cat, Bars() as bars:
+        res = train_stamp_classifier(cat, names, config, device=device, progress=bars.factory("train"))
+    if fmt == "json":
+        print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
+                          "seconds": res.seconds}, indent=1))
+        return
+    console.print(f"Model [bold]{res.model_id}[/] trained in {res.seconds:.0f}s "
+                  f"({res.n_train} train / {res.n_validation} validation / {res.n_test} test stamps).")
+    console.print(format_report(res.report), highlight=False)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest]."),
+    surveys_opt: Optional[str] = typer.Option(None, "--surveys", "-s", help="\\[default: the model's]."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Flag when p_binary >= this."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
+):
+    """Predict every stamp of some surveys and update the binary_flags view.
+
+    Example: [cyan]binarycat predict --surveys HST[/]
+    """
+    from binarycat.ingest.surveys import parse_survey_list
+    from binarycat.model.predict import predict_stamps
+
+    names = [s.name for s in parse_survey_list(surveys_opt)] or None
+    with _open(ctx) as cat, Bars() as bars:
+        res = predict_stamps(cat, model, names, threshold=threshold, device=device,
+                             progress=bars.factory("predict"))
+    rate = res.n_stamps / res.seconds if res.seconds else 0
+    console.print(f"{res.n_stamps} stamps predicted with {res.model_id} ({res.n_binary} flagged binary) "
+                  f"in {res.seconds:.1f}s ({rate:.0f} stamps/s).")
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest]."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+):
+    """Show a model's classification report on its held-out test split, overall and per survey.
+
+    Example: [cyan]binarycat evaluate --format json[/]
+    """
+    from binarycat.model.metrics import format_report
+    from binarycat.model.predict import model_row
+
+    with Catalog(_catalog_dir(ctx), create=False, read_only=True) as cat:
+        row = model_row(cat, model)
+    metrics = row["metrics"]
+    if fmt == "json":
+        print(json.dumps({"model_id": row["model_id"], "test": metrics["test"],
+                          "test_per_survey": metrics["test_per_survey"]}, indent=1))
+        return
+    console.print(f"[bold]{row['model_id']}[/] trained on {', '.join(row['surveys'])}: "
+                  f"{metrics['n_test']} test stamps, best epoch {metrics['best_epoch']}")
+    console.print(format_report(metrics["test"]), highlight=False)
+    for survey, rep in metrics["test_per_survey"].items():
+        console.print(f"\n[bold]{survey}[/]")
+        console.print(format_report(rep), highlight=False)
+
+
+# -- queries ---------------------------------------------------------------------------------
+@app.command()
+def query(
+    ctx: typer.Context,
+    name_or_sql: Optional[str] = typer.Argument(None, help="A named query or SQL."),
+    params: List[str] = typer.Option([], "--param", "-p", help="key=value for the query's $key (repeatable)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json, parquet, fits or votable."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
+    list_: bool = typer.Option(False, "--list", "-l", help="List the named queries."),
+    max_rows: int = typer.Option(50, help="Rows shown in table format."),
+):
+    """Run a named query or SQL on the catalogue, opened read-only.
+
+    Examples: [cyan]binarycat query candidates --format csv -o candidates.csv[/]
+              [cyan]binarycat query "select survey, count(*) from stamps group by 1"[/]
+    """
+    from binarycat.queries.export import write_result
+    from binarycat.queries.runner import list_queries, run_query
+
+    if list_ or name_or_sql is None:
+        for q in list_queries():
+            p = f" [dim](params: {', '.join(q.params)})[/]" if q.params else ""
+            console.print(f"[bold]{q.name}[/]{p}\n    {q.description}")
+        return
+    bound = {}
+    for item in params:
+        if "=" not in item:
+            raise BinarycatError(f"--param needs key=value, got {item!r}.")
+        k, v = item.split("=", 1)
+        bound[k.strip()] = v
+    table = run_query(_catalog_dir(ctx), name_or_sql, bound)
+    if fmt == "table" and output is None:
+        console.print(render.arrow_table(table, max_rows=max_rows))
+    else:
+        write_result(table, fmt, output)
+        if output is not None:
+            err_console.print(f"{table.num_rows} rows written to {output}")
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one sentence and exit status 1."""
+    try:
+        app()
+    except BinarycatError as exc:
+        render.fail(str(exc))
+    except KeyboardInterrupt:
+        render.fail("Interrupted; everything committed so far is kept.", code=130)
+
+
+if __name__ == "__main__":
+    main()

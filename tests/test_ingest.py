@@ -28,8 +28,8 @@ def test_stack_of_same_grid_filters_is_the_mean_signal_to_noise_map(tmp_path):
     np.testing.assert_allclose(stack, expected, rtol=1e-6, atol=1e-6)
     assert stack.dtype == np.float32
     assert abs(float(np.median(stack))) < 0.2  # background removed
-    assert np.unravel_index(np.argmax(stack), stack.shape) == (19, 19) or np.argmax(stack) in (
-        19 * 40 + 20, 20 * 40 + 19, 20 * 40 + 20)
+    peak = np.unravel_index(np.argmax(stack), stack.shape)
+    assert all(19 <= p <= 20 for p in peak)  # the star sits at the centre, pixel 19.5
 
 
 def test_filters_on_different_grids_are_reprojected_onto_the_finest(tmp_path):

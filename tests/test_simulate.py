@@ -364,6 +364,10 @@ def test_truth_labels_follow_the_rule(sky):
         truth["companion_snr"] >= 5
     )
     assert np.array_equal(truth["label"] == 1, rule)
+    assert np.array_equal(truth["label"], sim.resolved_label(
+        truth["is_binary"], truth["separation_arcsec"], truth["fwhm_arcsec"], truth["companion_snr"]))
+    snr = truth["companion_snr"][truth["is_binary"] == 1]
+    assert snr.min() < 10 < snr.max()
     for name in DEFAULT:
         m = truth["survey"] == name
         assert np.all(truth["fwhm_arcsec"][m] == get_survey(name).fwhm_arcsec)
@@ -372,6 +376,52 @@ def test_truth_labels_follow_the_rule(sky):
     hst_bin = (truth["survey"] == "HST") & (truth["is_binary"] == 1)
     assert truth["label"][hst_bin].mean() > 0.6
     assert np.all(truth["companion_snr"][truth["is_binary"] == 0] == 0.0)
+
+
+@pytest.mark.parametrize("survey,filt", [("HST", "V"), ("PanSTARRS", "r"), ("2MASS", "J"), ("SDSS9", "g")])
+def test_star_centroid_is_at_the_wcs_position(survey, filt):
+    s = get_survey(survey)
+    row = _single(mag_r=13.0, color=2.0, ra=84.1, dec=-6.2)
+    image, header, _ = sim.render_stamp(row, s, filt, seed=2)
+    data = image.astype(float) - header["SKYLEV"]
+    n = data.shape[0]
+    yy, xx = np.mgrid[:n, :n]
+    w = data * (np.hypot(xx - (n - 1) / 2, yy - (n - 1) / 2) * s.pixel_scale_arcsec < 2.5 * header["FWHM"])
+    cx, cy = (w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()
+    x0, y0 = WCS(header).world_to_pixel(SkyCoord(84.1, -6.2, unit="deg"))
+    assert abs(cx - x0) < 0.05 and abs(cy - y0) < 0.05
+
+
+def test_resolved_label_rule():
+    assert sim.resolved_label(True, 1.5, 1.1, 30.0) == 1
+    assert sim.resolved_label(False, 1.5, 1.1, 30.0) == 0
+    assert sim.resolved_label(True, 1.0, 1.1, 30.0) == 0
+    assert sim.resolved_label(True, 1.1, 1.1, 5.0) == 1
+    assert sim.resolved_label(True, 1.5, 1.1, 4.9) == 0
+    out = sim.resolved_label([1, 1], [2.0, 2.0], [0.08, 2.7], [50.0, 50.0])
+    assert out.tolist() == [1, 0]
+
+
+def test_companion_snr_tracks_companion_brightness():
+    hst = get_survey("HST")
+    faint = _single(mag_r=20.0, color=3.0, is_binary=True, separation_arcsec=2.0,
+                    position_angle_deg=200.0, flux_ratio=0.1)
+    bright = dict(faint, mag_r=15.0, flux_ratio=0.8)
+    snr_faint = max(sim.render_stamp(faint, hst, f, seed=0)[2] for f in hst.filter_names)
+    snr_bright = max(sim.render_stamp(bright, hst, f, seed=0)[2] for f in hst.filter_names)
+    assert snr_faint < 5 < snr_bright
+    # about 100 x brighter companion -> well over 10 x the S/N (Poisson-limited at the bright end)
+    assert snr_bright > 10 * snr_faint
+    assert sim.render_stamp(_single(), hst, "V", seed=0)[2] == 0.0
+
+
+def test_streams_differ_between_surveys_and_filters():
+    row = _single(mag_r=20.0, color=0.0)
+    z = []
+    for name, filt in (("2MASS", "J"), ("2MASS", "H"), ("PanSTARRS", "g"), ("SDSS9", "u"), ("HST", "B")):
+        image, header, _ = sim.render_stamp(row, name, filt, seed=0)
+        z.append((float(image[0, 0]) - header["SKYLEV"]) / header["SKYSIG"])
+    assert min(abs(a - b) for i, a in enumerate(z) for b in z[i + 1:]) > 1e-3
 
 
 def test_noise_and_flux_levels():

@@ -35,12 +35,12 @@ def _catalog_dir(ctx: typer.Context) -> Path:
 
 
 def _open(ctx: typer.Context, *, create: bool = False) -> Catalog:
-    from binarycat.pipeline import init_catalog
+    from binarycat.ingest.surveys import sync_survey_table
 
-    path = _catalog_dir(ctx)
+    cat = Catalog(_catalog_dir(ctx), create=create)
     if create:
-        return init_catalog(path)
-    return Catalog(path, create=False)
+        sync_survey_table(cat)
+    return cat
 
 
 @app.callback()

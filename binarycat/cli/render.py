@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal and not os.environ.get("COLUMNS"):
+    console = Console(width=160)  # pipes and files: wide rows rather than folded cells
 err_console = Console(stderr=True)
 
 

@@ -21,14 +21,15 @@ already in ``out_dir`` are overwritten when their names collide and otherwise le
 The source table
 ----------------
 ``source_id`` is a zero-padded five-digit string (``"00000"``, ``"00001"``, ...). Positions
-are ICRS degrees: 75 % of the sources (exactly, rounded) follow a projected Plummer profile (core radius
-0.15 deg, truncated at 1 deg) around the ONC at RA 83.82, Dec -5.39; the rest lie along the
-Orion A cloud, uniform in Dec from -8 to -4 deg around a ridge tilted to larger RA in the
-south, 0.25 deg wide. Cluster radii and cloud declinations are stratified samples, so the
-footprint coverage fractions barely vary between seeds. ``mag_r`` (12-20) follows ``dN/dm ~ 10**(0.15 m)``, so faint stars
-outnumber bright ones about 16 to 1. ``color`` is the r - Ks colour (young stars are red:
-normal(3.5, 1) clipped to [1, 7]); the magnitude in a band of effective wavelength ``lam`` is
-``mag_r - color * log10(lam / 0.617) / log10(2.159 / 0.617)`` (`band_magnitude`).
+are ICRS degrees: 75 % of the sources (exactly, rounded) follow a projected Plummer profile
+(core radius 0.15 deg, truncated at 1 deg) around the ONC at RA 83.82, Dec -5.39; the rest lie
+along the Orion A cloud, uniform in Dec from -8 to -4 deg around a ridge tilted to larger RA in
+the south, 0.25 deg wide. Cluster radii and cloud declinations are stratified samples, so the
+footprint coverage fractions barely vary between seeds. ``mag_r`` (12-20) follows
+``dN/dm ~ 10**(0.15 m)``, so faint stars outnumber bright ones about 16 to 1. ``color`` is the
+r - Ks colour (young stars are red: normal(3.5, 1) clipped to [1, 7]); the magnitude in a band
+of effective wavelength ``lam`` is ``mag_r - color * x`` with
+``x = log10(lam / 0.617) / log10(2.159 / 0.617)`` capped at 1.5 (`band_magnitude`).
 
 A fraction ``binary_fraction`` of the sources are binaries. Separations are **log-uniform**
 in [0.1, 2.5] arcsec (Opik's law), position angles uniform in [0, 360) deg east of north,
@@ -53,7 +54,7 @@ companion and field star are applied in the tangent plane (east = -x, north = +y
 in counts with zero point 28 (MAGZP; mag 20 = 1585 counts). Every pixel gets Gaussian noise of
 variance ``sky + model`` (Poisson with gain 1, SKYLEV = sky, SKYSIG = sqrt(sky)); the sky level
 is set per survey and filter so that a point source of magnitude 20 *in that band* has an
-optimal (PSF-weighted) S/N of 15. Bright stars therefore have S/N in the hundreds to thousands
+optimal (PSF-weighted) S/N of 15. Bright stars therefore have S/N in the hundreds to thousands,
 the faintest (mag_r = 20) S/N ~ 15 in r, less in blue bands and more in red ones (the stars are
 red). Other catalogue sources that happen to fall in a stamp are not rendered: a stamp holds
 its primary, its companion and its field star only.
@@ -70,13 +71,14 @@ Truth labels
 fwhm_arcsec, flux_ratio, companion_snr``. ``fwhm_arcsec`` is the survey's nominal FWHM
 (``Survey.fwhm_arcsec``, the sharpest of its filters). ``companion_snr`` is the companion's
 peak S/N: the largest, over the survey's filters, of the noise-free companion-only pixel
-maximum divided by the noise sigma of that pixel (sky plus the whole source's Poisson
-noise); it is 0.0 for single stars. The label rule is::
+maximum divided by the noise sigma of that pixel (sky plus the Poisson noise of everything
+in the stamp), rounded to 4 decimals; it is 0.0 for single stars. The label rule is::
 
     label = 1  iff  is_binary and separation_arcsec >= fwhm_arcsec and companion_snr >= 5
 
-i.e. the pair is resolved in at least one band of that survey. ``label`` and ``is_binary`` are
-written as 0/1 integers. Read the CSVs with `read_truth` / `read_sources`, which keep
+i.e. the pair is resolved in at least one band of that survey (`resolved_label`). ``label``
+and ``is_binary`` are written as 0/1 integers. Read the CSVs with `read_truth` /
+`read_sources`, which keep
 ``source_id`` a zero-padded string; with other readers force the column to a string::
 
     Table.read(path, format="ascii.csv", converters={"source_id": str})
@@ -85,7 +87,7 @@ written as 0/1 integers. Read the CSVs with `read_truth` / `read_sources`, which
 Examples
 --------
 >>> t = simulate_sources(5, seed=1)
->>> list(t["source_id"])
+>>> t["source_id"].tolist()
 ['00000', '00001', '00002', '00003', '00004']
 >>> bool(footprint_covers("2MASS", 83.82, -5.39))
 True
@@ -116,6 +118,7 @@ __all__ = [
     "simulate_sky",
     "footprint_covers",
     "render_stamp",
+    "resolved_label",
     "band_magnitude",
     "filter_fwhm_arcsec",
     "stamp_size",
@@ -163,11 +166,6 @@ _LABEL_SNR = 5.0
 _STREAM_SOURCES = 0
 _STREAM_STAMPS = 1
 
-_SOURCE_COLUMNS = (
-    "source_id", "ra", "dec", "population", "mag_r", "color", "is_binary",
-    "separation_arcsec", "position_angle_deg", "flux_ratio", "has_field_star",
-    "field_separation_arcsec", "field_position_angle_deg", "field_flux_ratio", "field_color",
-)
 _BOOL_COLUMNS = ("is_binary", "has_field_star")
 _TRUTH_COLUMNS = (
     "source_id", "survey", "label", "is_binary", "separation_arcsec", "fwhm_arcsec",
@@ -229,7 +227,9 @@ def _stratified_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     return (rng.permutation(n) + rng.random(n)) / max(n, 1)
 
 
-def _sample_positions(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sample_positions(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw ICRS positions: a projected Plummer cluster at the ONC plus the Orion A ridge.
 
     Exactly ``round(0.75 n)`` sources, chosen at random, belong to the cluster; cluster radii
@@ -329,7 +329,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         return np.where(mask, values, 0.0)
 
     table = Table()
-    table["source_id"] = np.array([f"{i:05d}" for i in range(n)], dtype="U5" if n <= 100000 else str)
+    table["source_id"] = np.array([f"{i:05d}" for i in range(n)], dtype=str)
     table["ra"] = ra
     table["dec"] = dec
     table["population"] = np.where(in_cluster, "cluster", "cloud").astype("U7")
@@ -425,7 +425,8 @@ def _hashed_footprint(name: str, fraction: float, ra, dec):
     from astropy_healpix import HEALPix
 
     hp = HEALPix(nside=16, order="nested")
-    pix = np.asarray(hp.lonlat_to_healpix(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg), dtype=np.uint64)
+    pix = hp.lonlat_to_healpix(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
+    pix = np.asarray(pix, dtype=np.uint64)
     x = pix + np.uint64(zlib.crc32(name.encode())) * np.uint64(0x9E3779B97F4A7C15)
     # splitmix64 finaliser
     with np.errstate(over="ignore"):
@@ -439,7 +440,9 @@ _FOOTPRINTS: dict[str, Callable] = {
     "ZTF": lambda ra, dec: dec > -30.0,
     "PanSTARRS": lambda ra, dec: dec > -30.0,
     "SkyMapper": lambda ra, dec: dec < 2.0,
-    "SDSS9": lambda ra, dec: (dec > _SDSS_DEC_EDGE) & (dec < 70.0) & (np.abs(_galactic_b(ra, dec)) > 15.0),
+    "SDSS9": lambda ra, dec: (
+        (dec > _SDSS_DEC_EDGE) & (dec < 70.0) & (np.abs(_galactic_b(ra, dec)) > 15.0)
+    ),
     "DECaLS": lambda ra, dec: (dec <= 32.4) & (np.abs(_galactic_b(ra, dec)) > 15.0),
     "HSC": lambda ra, dec: _in_boxes(ra, dec, _HSC_BOXES),
     "HST": lambda ra, dec: _in_circles(ra, dec, _HST_POINTINGS),
@@ -546,7 +549,10 @@ def _stamp_wcs(ra: float, dec: float, n_pix: int, scale_arcsec: float) -> WCS:
 
 
 def _pixel_profiles(n_pix: int, centres: np.ndarray, sigma_pix: float) -> np.ndarray:
-    """1-D Gaussian profiles integrated over unit pixels: shape (n_centres, n_pix), each sums to <= 1."""
+    """1-D Gaussian profiles integrated over unit pixels.
+
+    Returns an array of shape (n_centres, n_pix); each row sums to <= 1 (flux off the edge is lost).
+    """
     edges = np.arange(n_pix + 1, dtype=float) - 0.5
     cdf = 0.5 * erf((edges[None, :] - centres[:, None]) / (math.sqrt(2.0) * sigma_pix))
     return np.diff(cdf, axis=1)
@@ -612,12 +618,14 @@ class _Source:
 def _offset_pix(sep_arcsec, pa_deg, scale_arcsec):
     """Tangent-plane offset (dx, dy) in pixels of a point at (sep, PA east of north); east is -x."""
     pa = math.radians(pa_deg)
-    return sep_arcsec * math.sin(pa) / scale_arcsec, sep_arcsec * math.cos(pa) / scale_arcsec
+    return -sep_arcsec * math.sin(pa) / scale_arcsec, sep_arcsec * math.cos(pa) / scale_arcsec
 
 
-def _stamp_rng(seed: int, source_index: int, survey: Survey, filter_index: int) -> np.random.Generator:
+def _stamp_rng(seed: int, source_index: int, survey: Survey, filter_index: int):
+    """The independent generator of one (source, survey, filter) stamp."""
     survey_index = list(SURVEYS).index(survey.name)
-    ss = np.random.SeedSequence([int(seed), _STREAM_STAMPS, source_index, survey_index, filter_index])
+    entropy = [int(seed), _STREAM_STAMPS, source_index, survey_index, filter_index]
+    ss = np.random.SeedSequence(entropy)
     return np.random.default_rng(ss)
 
 
@@ -708,6 +716,20 @@ def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int 
     src = _Source.from_row(source)
     n_pix = stamp_size(s, fov_arcsec)
     return _render(src, s, s.filters.index(f), int(seed), n_pix, _base_header(src, s, n_pix))
+
+
+def resolved_label(is_binary, separation_arcsec, fwhm_arcsec, companion_snr):
+    """The truth label: 1 where a binary is resolved in a survey, else 0.
+
+    ``is_binary and separation_arcsec >= fwhm_arcsec and companion_snr >= 5``. Works on scalars
+    (returns an int) and on arrays (returns an int8 array).
+    """
+    label = (
+        np.asarray(is_binary, dtype=bool)
+        & (np.asarray(separation_arcsec, dtype=float) >= np.asarray(fwhm_arcsec, dtype=float))
+        & (np.asarray(companion_snr, dtype=float) >= _LABEL_SNR)
+    )
+    return int(label) if label.ndim == 0 else label.astype(np.int8)
 
 
 # ============================================================================================
@@ -814,10 +836,11 @@ def simulate_sky(
                 best_snr = max(best_snr, snr)
             files_by_survey[s.name] += len(s.filters)
             n_done += len(s.filters)
-            resolved = src.is_binary and src.separation >= s.fwhm_arcsec and best_snr >= _LABEL_SNR
+            best_snr = round(best_snr, 4)  # as written to truth.csv, so the file obeys the rule
+            label = resolved_label(src.is_binary, src.separation, s.fwhm_arcsec, best_snr)
             truth_rows.append(
-                (src.source_id, s.name, int(resolved), int(src.is_binary), src.separation,
-                 s.fwhm_arcsec, src.flux_ratio, round(best_snr, 4))
+                (src.source_id, s.name, label, int(src.is_binary), src.separation,
+                 s.fwhm_arcsec, src.flux_ratio, best_snr)
             )
             if progress is not None:
                 progress(n_done, n_total)
@@ -841,7 +864,8 @@ def _truth_table(rows) -> Table:
     dtypes = ("U5", "U16", np.int8, np.int8, float, float, float, float)
     if rows:
         columns = list(zip(*rows))
-        return Table([np.asarray(c, dtype=d) for c, d in zip(columns, dtypes)], names=_TRUTH_COLUMNS)
+        cols = [np.asarray(c, dtype=d) for c, d in zip(columns, dtypes)]
+        return Table(cols, names=_TRUTH_COLUMNS)
     return Table(names=_TRUTH_COLUMNS, dtype=dtypes)
 
 
@@ -855,7 +879,7 @@ def _read_csv(path) -> Table:
 
 
 def read_sources(path) -> Table:
-    """Read ``sources.csv`` back: ``source_id`` stays a zero-padded string, 0/1 flags become bool."""
+    """Read ``sources.csv`` back: ``source_id`` stays a zero-padded string, 0/1 flags turn bool."""
     table = _read_csv(path)
     for name in _BOOL_COLUMNS:
         if name in table.colnames:

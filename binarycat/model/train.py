@@ -163,7 +163,7 @@ def train_stamp_classifier(
                 loss = loss_fn(model(xb).float(), yb)
             loss.backward()
             opt.step()
-            total += float(loss) * len(yb)
+            total += float(loss.detach()) * len(yb)
             n += len(yb)
         sched.step()
         _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)

@@ -7,7 +7,7 @@ WITH flagged AS (
            list(survey ORDER BY survey) FILTER (WHERE flag) AS binary_in
     FROM binary_flags
     GROUP BY source_id
-    HAVING count(*) FILTER (WHERE flag) >= coalesce(TRY_CAST($min_surveys AS INTEGER), 1)
+    HAVING count(*) FILTER (WHERE flag) >= coalesce(TRY_CAST(getvariable('min_surveys') AS INTEGER), 1)
 ),
 probabilities AS (
     PIVOT (SELECT source_id, 'p_' || survey AS survey, p_binary FROM binary_flags)

@@ -1,9 +1,11 @@
 """Named SQL queries (``binarycat/queries/*.sql``) and a read-only runner for them and raw SQL.
 
 Each ``.sql`` file starts with a comment block: its purpose, then one line per parameter,
-``-- param NAME: what it does (default ...)``. Parameters are bound by DuckDB as ``$NAME``
-(never pasted into the SQL text); a parameter the caller does not give is bound to NULL,
-so a query gives each one its default with ``coalesce``.
+``-- param NAME: what it does (default ...)``. Parameters are bound as DuckDB variables
+(``SET VARIABLE NAME = ?``, a prepared statement: values are never pasted into SQL text) and
+read in the query with ``getvariable('NAME')``, which also works inside PIVOT, where
+prepared-statement parameters do not. A parameter the caller does not give is NULL, so a
+query gives each one its default with ``coalesce``.
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ def get_query(name: str) -> NamedQuery | None:
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pa.Table:
-    """Run one SQL text with named parameters; DuckDB's complaint becomes a one-line `QueryError`."""
+    """Run one SQL text with its variables set; DuckDB's complaint becomes a one-line `QueryError`."""
+    con = con.cursor()  # a connection of its own: no pending result, its own variables
     try:
-        cur = con.execute(sql, params) if params else con.execute(sql)
-        if cur.description is None:
-            return pa.table({})
-        return cur.fetch_arrow_table()
+        for name, value in (params or {}).items():
+            if not _NAME.match(name):
+                raise BinarycatError(f"Parameter name {name!r} is not a plain identifier.")
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+        rel = con.sql(sql)
+        return rel.to_arrow_table() if rel is not None else pa.table({})
     except duckdb.Error as exc:
         msg = " ".join(str(exc).split())
         if "read-only" in msg.lower() or "read only" in msg.lower():

@@ -1,0 +1,5 @@
+"""``python -m binarycat`` is the ``binarycat`` command."""
+
+from binarycat.cli.app import main
+
+main()

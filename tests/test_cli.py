@@ -1,0 +1,115 @@
+"""The CLI verbs end to end on a temporary catalogue, through the installed console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+BINARYCAT = shutil.which("binarycat") or f"{sys.executable} -m binarycat.cli.app"
+
+
+def run(*args, cwd=None, ok=True):
+    cmd = BINARYCAT.split() + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env={**__import__("os").environ, "CI": "1", "COLUMNS": "200"})
+    if ok:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def assert_one_sentence_error(proc, *words):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("Error:")
+    for w in words:
+        assert w in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    cat = root / "cat"
+    run("simulate", root / "sim", "--sources", 40, "--surveys", "HST,PS1", "--seed", 5)
+    run("--catalog", cat, "init")
+    out = run("--catalog", cat, "sources", "import", root / "sim" / "sources.csv").stdout
+    assert "40 sources added" in out
+    out = run("--catalog", cat, "ingest", root / "sim" / "HST", "--survey", "hubble").stdout
+    assert "stamps stored" in out
+    run("--catalog", cat, "ingest", root / "sim" / "PanSTARRS", "--survey", "Pan-STARRS")
+    run("--catalog", cat, "label", "import", root / "sim" / "truth.csv", "--labeller", "simulator")
+    out = run("--catalog", cat, "train", "--surveys", "HST,PS1", "--epochs", 1, "--input-size", 32,
+              "--format", "json").stdout
+    model_id = json.loads(out)["model_id"]
+    run("--catalog", cat, "predict")
+    return root, cat, model_id
+
+
+def test_reingest_adds_nothing(workflow):
+    root, cat, _ = workflow
+    out = run("--catalog", cat, "ingest", root / "sim" / "HST", "--survey", "HST").stdout
+    assert "0 stamps stored" in out
+
+
+def test_query_binary_flags_and_formats(workflow, tmp_path):
+    _, cat, model_id = workflow
+    out = run("--catalog", cat, "query", "select * from binary_flags limit 5", "--format", "json").stdout
+    rows = json.loads(out)
+    assert len(rows) == 5 and all(r["model_id"] == model_id for r in rows)
+    run("--catalog", cat, "query", "candidates", "--format", "csv", "--output", tmp_path / "c.csv")
+    header = (tmp_path / "c.csv").read_text().splitlines()[0]
+    assert "p_HST" in header and "p_PanSTARRS" in header
+    assert "candidates" in run("--catalog", cat, "query", "--list").stdout
+
+
+def test_evaluate_prints_the_report(workflow):
+    _, cat, model_id = workflow
+    out = run("--catalog", cat, "evaluate").stdout
+    assert model_id in out and "macro avg" in out and "HST" in out
+
+
+def test_user_errors_are_one_sentence(workflow, tmp_path):
+    root, cat, _ = workflow
+    assert_one_sentence_error(run("--catalog", cat, "ingest", root / "sim" / "HST", "--survey", "Gaia", ok=False),
+                              "Unknown survey", "PanSTARRS")
+    assert_one_sentence_error(run("--catalog", cat, "query", "selec nothing", ok=False), "Query failed")
+    assert_one_sentence_error(run("--catalog", cat, "query", "delete from sources", ok=False), "read-only")
+    assert_one_sentence_error(run("--catalog", tmp_path / "none", "query", "select 1", ok=False), "No catalogue")
+    assert_one_sentence_error(run("--catalog", cat, "sources", "import", tmp_path / "missing.csv", ok=False),
+                              "does not exist")
+    n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
+    assert n == [{"n": 40}]
+
+
+def test_bad_fits_reported_and_exit_status_says_so(workflow, tmp_path):
+    root, cat, _ = workflow
+    (tmp_path / "00001_HST_V.fits").write_bytes(b"SIMPLE  = garbage")
+    proc = run("--catalog", cat, "ingest", tmp_path, "--survey", "HST", ok=False)
+    assert proc.returncode == 2 and "00001_HST_V.fits" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_newer_catalogue_is_refused(tmp_path):
+    import duckdb
+
+    run("--catalog", tmp_path / "c", "init")
+    con = duckdb.connect(str(tmp_path / "c" / "catalog.duckdb"))
+    con.execute("update meta set value = '999' where key = 'schema_version'")
+    con.close()
+    assert_one_sentence_error(run("--catalog", tmp_path / "c", "init", ok=False), "newer")
+
+
+def test_every_command_has_help_with_an_example():
+    for cmd in (["init"], ["demo"], ["simulate"], ["ingest"], ["train"], ["predict"], ["evaluate"],
+                ["query"], ["surveys"], ["sources", "import"], ["label", "import"]):
+        out = run(*cmd, "--help").stdout
+        assert "Example" in out, cmd
+
+
+def test_demo_runs_end_to_end_small(tmp_path):
+    proc = run("--catalog", tmp_path / "cat", "demo", "--data-dir", tmp_path / "sim", "--sources", 30,
+               "--epochs", 1)
+    assert "Test-split classification report" in proc.stdout
+    assert "Binary candidates across surveys" in proc.stdout or "candidates" in proc.stdout
+    out = run("--catalog", tmp_path / "cat", "query", "select count(*) as n from binary_flags", "-f", "json").stdout
+    assert json.loads(out)[0]["n"] > 0

@@ -1,0 +1,26 @@
+import pytest
+
+from binarycat.model.metrics import classification_report, format_report
+
+
+def test_report_matches_hand_computation():
+    y_true = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    y_pred = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
+    r = classification_report(y_true, y_pred)
+    # binary: tp=4, fp=1, fn=2 -> precision 0.8, recall 4/6
+    assert r["binary"]["precision"] == pytest.approx(0.8)
+    assert r["binary"]["recall"] == pytest.approx(4 / 6)
+    assert r["binary"]["f1"] == pytest.approx(2 * 0.8 * (4 / 6) / (0.8 + 4 / 6))
+    # not binary: tp=3, fp=2, fn=1
+    assert r["not binary"]["precision"] == pytest.approx(0.6)
+    assert r["not binary"]["recall"] == pytest.approx(0.75)
+    assert r["accuracy"] == pytest.approx(0.7)
+    assert r["macro avg"]["f1"] == pytest.approx((r["binary"]["f1"] + r["not binary"]["f1"]) / 2)
+    assert r["weighted avg"]["recall"] == pytest.approx(0.7)
+    assert r["confusion_matrix"] == [[3, 1], [2, 4]]
+    assert "macro avg" in format_report(r)
+
+
+def test_zero_division_is_zero():
+    r = classification_report([0, 0], [0, 0])
+    assert r["binary"]["precision"] == 0.0 and r["binary"]["support"] == 0

@@ -105,3 +105,28 @@ def test_unknown_model_is_a_clear_error(trained):
     cat, _ = trained
     with pytest.raises(BinarycatError, match="No model"):
         predict_stamps(cat, "nope")
+
+
+def test_fixed_scale_geometry_keeps_angular_sizes():
+    from scipy import ndimage
+
+    from conftest import star_image
+
+    # HST-like: 0.05"/px, a pair 0.4" apart along x -> 4 px apart at 0.1"/px
+    hst = star_image(200, 0.05, 0.08, offsets=((-0.2, 0.0, 2e4), (0.2, 0.0, 2e4)), noise=0.5)
+    x = stamp_to_input(hst, 64, pixel_scale_arcsec=0.05, input_scale_arcsec=0.1)[0].numpy()
+    assert x.shape == (64, 64)
+    peaks = np.argwhere((x == ndimage.maximum_filter(x, size=3)) & (x > 0.5))
+    assert len(peaks) == 2 and abs(abs(peaks[0][1] - peaks[1][1]) - 4) <= 1
+    # 2MASS-like: 1"/px, 10 px -> 100 px at 0.1"/px, cropped to 64: the same blob as a star
+    # rendered at 0.1"/px in the first place
+    tm = star_image(10, 1.0, 2.7, noise=0.1)
+    y = stamp_to_input(tm, 64, pixel_scale_arcsec=1.0, input_scale_arcsec=0.1)[0].numpy()
+    ref = stamp_to_input(star_image(100, 0.1, 2.7, noise=0.1), 64, 0.1, 0.1)[0].numpy()
+
+    def width(a):
+        return (a > a.max() / 2).sum(axis=1).max()
+
+    assert abs(width(y) - width(ref)) <= 4 and width(y) > 20
+    # without a scale the whole stamp is resampled
+    assert stamp_to_input(tm, 64)[0].shape == (64, 64)

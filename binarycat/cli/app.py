@@ -249,7 +249,8 @@ def train(
     ctx: typer.Context,
     surveys_opt: str = typer.Option("PanSTARRS,SDSS9,HST", "--surveys", "-s", help="Comma-separated surveys."),
     epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
-    batch_size: int = typer.Option(64, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    input_scale: float = typer.Option(0.1, help="Arcsec per model-input pixel; 0 resamples the whole stamp."),
     learning_rate: float = typer.Option(1e-3, "--lr"),
     lr_step: int = typer.Option(10, help="StepLR step, epochs."),
     patience: int = typer.Option(10, help="Stop after this many epochs without a better val F1."),
@@ -269,7 +270,8 @@ def train(
 
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
-                         patience=patience, input_size=input_size, seed=seed, split_seed=split_seed)
+                         patience=patience, input_size=input_size, input_scale_arcsec=input_scale or None,
+                         seed=seed, split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, device=device, progress=bars.factory("train"))
     if fmt == "json":

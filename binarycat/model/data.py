@@ -26,6 +26,7 @@ class LabelledStamps:
     source_id: list[str]
     survey: list[str]
     label: np.ndarray
+    pixel_scale: list[float | None]
 
     def __len__(self) -> int:
         return len(self.stamp_id)
@@ -33,13 +34,14 @@ class LabelledStamps:
     def subset(self, mask) -> "LabelledStamps":
         idx = np.flatnonzero(mask)
         return LabelledStamps([self.stamp_id[i] for i in idx], [self.source_id[i] for i in idx],
-                              [self.survey[i] for i in idx], self.label[idx])
+                              [self.survey[i] for i in idx], self.label[idx],
+                              [self.pixel_scale[i] for i in idx])
 
 
 def labelled_stamps(catalog: Catalog, surveys: list[str]) -> LabelledStamps:
     """Every stored stamp of ``surveys`` whose (source, survey) has a label."""
     rows = catalog.sql(
-        """select s.stamp_id, s.source_id, s.survey, l.label
+        """select s.stamp_id, s.source_id, s.survey, l.label, s.pixel_scale_arcsec
            from stamps s join latest_labels l using (source_id, survey)
            where s.survey in (select unnest(?))
            order by s.source_id, s.survey, s.stamp_id""",
@@ -49,8 +51,8 @@ def labelled_stamps(catalog: Catalog, surveys: list[str]) -> LabelledStamps:
         raise BinarycatError(
             f"No labelled stamps for {', '.join(surveys)}; ingest stamps and import labels first."
         )
-    sid, src, sv, lab = zip(*rows)
-    return LabelledStamps(list(sid), list(src), list(sv), np.asarray(lab, dtype=np.int64))
+    sid, src, sv, lab, scale = zip(*rows)
+    return LabelledStamps(list(sid), list(src), list(sv), np.asarray(lab, dtype=np.int64), list(scale))
 
 
 def split_sources(source_ids, labels, seed: int, fractions=SPLIT_FRACTIONS) -> dict[str, str]:
@@ -84,9 +86,9 @@ class StampDataset(Dataset):
     """
 
     def __init__(self, catalog: Catalog, stamps: LabelledStamps, input_size: int, *,
-                 augment: bool = False, seed: int = 0):
+                 input_scale_arcsec: float | None = None, augment: bool = False, seed: int = 0):
         arrays = load_stamp_arrays(catalog, stamps.stamp_id)
-        self.x = stamps_to_tensor(arrays, input_size)
+        self.x = stamps_to_tensor(arrays, input_size, stamps.pixel_scale, input_scale_arcsec)
         self.y = torch.as_tensor(stamps.label, dtype=torch.long)
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)

@@ -79,7 +79,7 @@ def predict_stamps(
     threshold = config.get("threshold", 0.5) if threshold is None else threshold
     surveys = surveys or list(row["surveys"])
     stamps = catalog.sql(
-        "select stamp_id, source_id, survey, shard, shard_row from stamps "
+        "select stamp_id, source_id, survey, shard, shard_row, pixel_scale_arcsec from stamps "
         "where survey in (select unnest(?)) order by shard, shard_row",
         [surveys],
     ).fetchall()
@@ -89,7 +89,8 @@ def predict_stamps(
     done, n_binary = 0, 0
     for shard, rows in by_shard.items():
         arrays = read_array_shard(catalog.resolve(shard), [r[4] for r in rows])
-        x = stamps_to_tensor(arrays, config["input_size"])
+        x = stamps_to_tensor(arrays, config["input_size"], [r[5] for r in rows],
+                             config.get("input_scale_arcsec"))
         p = torch.softmax(predict_logits(model, x, dev, batch_size), dim=1)[:, 1].tolist()
         records = [(r[0], model_id, r[1], r[2], float(pi), bool(pi >= threshold), float(threshold))
                    for r, pi in zip(rows, p)]

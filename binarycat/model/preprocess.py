@@ -1,16 +1,23 @@
 """The one per-stamp transformation shared by training and prediction, stored with each model.
 
-``stamp_to_input`` (normalisation ``"asinh-mad-v1"``, geometry ``"square-crop-resample-v1"``):
+``stamp_to_input`` (normalisation ``"asinh-mad-v1"``, geometry ``"fixed-scale-crop-v1"``):
 
-1. **Geometry.** A non-square stamp is centre-cropped to a square; the square is resampled to
-   ``input_size`` x ``input_size`` with antialiased bilinear interpolation. Every survey's stamp
-   covers the same field, so resampling (not cropping) keeps the field and changes only the
-   sampling: a survey whose PSF is wider than a 2.5" pair shows one blob at any size.
-2. **Normalisation.** NaN pixels become the median; the median is subtracted; pixels are
-   divided by 1.4826 x MAD (a robust noise estimate) and passed through ``asinh(z / 3)``,
-   which is linear near the noise and logarithmic for bright cores, so a faint companion
-   stays visible next to a bright primary; finally divided by the peak (at least 1) so every
-   stamp spans about [0, 1].
+1. **Normalisation**, on the whole stamp: NaN pixels become the median; the median is
+   subtracted; pixels are divided by 1.4826 x MAD (a robust noise estimate) and passed through
+   ``asinh(z / 3)``, which is linear near the noise and logarithmic for bright cores, so a
+   faint companion stays visible next to a bright primary; finally divided by the peak (at
+   least 1) so every stamp spans about [0, 1].
+2. **Geometry.** A non-square stamp is centre-cropped to a square. The square is resampled
+   (antialiased bilinear) from its own pixel scale to ``input_scale_arcsec`` per pixel, then
+   centre-cropped (or zero-padded) to ``input_size`` pixels. Every survey thus reaches the
+   model at one angular scale: the default 0.1"/px x 64 px is a 6.4" field, enough for a
+   companion at the 2.5" limit of the definition, while most unrelated stars farther out fall
+   outside it, and an HST pair 0.2" apart stays two pixels apart instead of being averaged
+   away. A 2MASS PSF (2.7") stays a 27-pixel blob at the same scale, which is the point: the
+   network sees what each survey can and cannot resolve.
+
+   Without a pixel scale (``pixel_scale_arcsec=None``) the whole square is resampled to
+   ``input_size`` (geometry ``"square-resample-v1"``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import torch.nn.functional as F
 __all__ = ["NORMALISATION", "GEOMETRY", "normalise_stamp", "stamp_to_input", "stamps_to_tensor"]
 
 NORMALISATION = "asinh-mad-v1"
-GEOMETRY = "square-crop-resample-v1"
+GEOMETRY = "fixed-scale-crop-v1"
+DEFAULT_INPUT_SCALE_ARCSEC = 0.1
 
 
 def normalise_stamp(data: np.ndarray) -> np.ndarray:
@@ -44,17 +52,35 @@ def _centre_square(x: np.ndarray) -> np.ndarray:
     return x[top : top + n, left : left + n]
 
 
-def stamp_to_input(data: np.ndarray, input_size: int) -> torch.Tensor:
-    """One stamp as a (1, input_size, input_size) float32 tensor."""
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _crop_or_pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    n = x.shape[-1]
+    if n >= size:
+        start = (n - size) // 2
+        return x[..., start : start + size, start : start + size]
+    before = (size - n) // 2
+    return F.pad(x, (before, size - n - before, before, size - n - before))
+
+
+def stamp_to_input(data: np.ndarray, input_size: int, pixel_scale_arcsec: float | None = None,
+                   input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
+    """One stamp as a (1, input_size, input_size) float32 tensor (see the module docstring)."""
     x = torch.from_numpy(np.ascontiguousarray(_centre_square(normalise_stamp(data))))[None, None]
-    if x.shape[-1] != input_size:
-        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False,
-                          antialias=True)
-    return x[0]
+    if pixel_scale_arcsec is None or input_scale_arcsec is None:
+        return _resize(x, input_size)[0]
+    n_out = max(1, int(round(x.shape[-1] * pixel_scale_arcsec / input_scale_arcsec)))
+    return _crop_or_pad(_resize(x, n_out), input_size)[0]
 
 
-def stamps_to_tensor(arrays, input_size: int) -> torch.Tensor:
+def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
+                     input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
     """A list of stamps as an (N, 1, input_size, input_size) tensor."""
     if len(arrays) == 0:
         return torch.empty(0, 1, input_size, input_size)
-    return torch.stack([stamp_to_input(a, input_size) for a in arrays])
+    scales = pixel_scales if pixel_scales is not None else [None] * len(arrays)
+    return torch.stack([stamp_to_input(a, input_size, s, input_scale_arcsec) for a, s in zip(arrays, scales)])

@@ -20,7 +20,7 @@ from binarycat.model.data import StampDataset, labelled_stamps, split_sources
 from binarycat.model.device import autocast, pick_device
 from binarycat.model.metrics import classification_report
 from binarycat.model.networks import build
-from binarycat.model.preprocess import GEOMETRY, NORMALISATION
+from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION
 
 __all__ = ["TrainConfig", "TrainResult", "train_stamp_classifier", "evaluate_split"]
 
@@ -39,12 +39,13 @@ class TrainConfig:
     """
 
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = 32
     learning_rate: float = 1e-3
     lr_step: int = 10
     lr_gamma: float = 0.5
     patience: int = 10
     input_size: int = 64
+    input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC
     seed: int = 0
     split_seed: int = 0
     arch: str = "resnet34"
@@ -135,9 +136,11 @@ def train_stamp_classifier(
     if len(set(parts["train"].label.tolist())) < 2:
         raise BinarycatError("The training split holds only one class; label some of each class.")
 
-    train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed)
-    val_ds = StampDataset(catalog, parts["validation"], config.input_size)
-    test_ds = StampDataset(catalog, parts["test"], config.input_size)
+    geometry = dict(input_scale_arcsec=config.input_scale_arcsec)
+    train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed,
+                            **geometry)
+    val_ds = StampDataset(catalog, parts["validation"], config.input_size, **geometry)
+    test_ds = StampDataset(catalog, parts["test"], config.input_size, **geometry)
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
@@ -191,7 +194,8 @@ def train_stamp_classifier(
     model_id = _model_id(surveys, config, data.stamp_id)
     checkpoint = f"models/{model_id}.pt"
     model_config = {
-        **config.as_dict(), "normalisation": NORMALISATION, "geometry": GEOMETRY,
+        **config.as_dict(), "normalisation": NORMALISATION,
+        "geometry": GEOMETRY if config.input_scale_arcsec else "square-resample-v1",
         "surveys": surveys, "best_epoch": best_epoch,
     }
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)

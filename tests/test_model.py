@@ -120,9 +120,11 @@ def test_fixed_scale_geometry_keeps_angular_sizes():
     assert len(peaks) == 2 and abs(abs(peaks[0][1] - peaks[1][1]) - 4) <= 1
     # 2MASS-like: 1"/px, 10 px -> 100 px at 0.1"/px, cropped to 64: the same blob as a star
     # rendered at 0.1"/px in the first place
-    tm = star_image(10, 1.0, 2.7, noise=0.1)
-    y = stamp_to_input(tm, 64, pixel_scale_arcsec=1.0, input_scale_arcsec=0.1)[0].numpy()
-    ref = stamp_to_input(star_image(100, 0.1, 2.7, noise=0.1), 64, 0.1, 0.1)[0].numpy()
+    from binarycat.model.preprocess import resample_to_scale
+
+    tm = star_image(10, 1.0, 2.7, noise=0.0)
+    y = resample_to_scale(tm, 64, pixel_scale_arcsec=1.0, input_scale_arcsec=0.1)[0].numpy()
+    ref = resample_to_scale(star_image(100, 0.1, 2.7, noise=0.0), 64, 0.1, 0.1)[0].numpy()
 
     def width(a):
         return (a > a.max() / 2).sum(axis=1).max()

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["NORMALISATION", "GEOMETRY", "normalise_stamp", "stamp_to_input", "stamps_to_tensor"]
+__all__ = [
+    "NORMALISATION", "GEOMETRY", "normalise_stamp", "resample_to_scale", "stamp_to_input", "stamps_to_tensor",
+]
 
 NORMALISATION = "asinh-mad-v1"
 GEOMETRY = "fixed-scale-crop-v1"
@@ -67,14 +69,20 @@ def _crop_or_pad(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.pad(x, (before, size - n - before, before, size - n - before))
 
 
-def stamp_to_input(data: np.ndarray, input_size: int, pixel_scale_arcsec: float | None = None,
-                   input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
-    """One stamp as a (1, input_size, input_size) float32 tensor (see the module docstring)."""
-    x = torch.from_numpy(np.ascontiguousarray(_centre_square(normalise_stamp(data))))[None, None]
+def resample_to_scale(image: np.ndarray, input_size: int, pixel_scale_arcsec: float | None = None,
+                      input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
+    """The geometry step alone: an image as (1, input_size, input_size) at ``input_scale_arcsec``."""
+    x = torch.from_numpy(np.ascontiguousarray(_centre_square(np.asarray(image, np.float32))))[None, None]
     if pixel_scale_arcsec is None or input_scale_arcsec is None:
         return _resize(x, input_size)[0]
     n_out = max(1, int(round(x.shape[-1] * pixel_scale_arcsec / input_scale_arcsec)))
     return _crop_or_pad(_resize(x, n_out), input_size)[0]
+
+
+def stamp_to_input(data: np.ndarray, input_size: int, pixel_scale_arcsec: float | None = None,
+                   input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
+    """One stamp as a (1, input_size, input_size) float32 tensor (see the module docstring)."""
+    return resample_to_scale(normalise_stamp(data), input_size, pixel_scale_arcsec, input_scale_arcsec)
 
 
 def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,

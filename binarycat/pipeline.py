@@ -63,7 +63,7 @@ def run_demo(
     n_sources: int = 240,
     seed: int = 0,
     surveys=DEMO_SURVEYS,
-    epochs: int = 12,
+    epochs: int = 20,
     input_size: int = 64,
     device: str | None = None,
     step: Callable[[str], None] | None = None,

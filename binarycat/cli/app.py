@@ -97,7 +97,7 @@ def demo(
     data_dir: Path = typer.Option(Path("binarycat-demo"), "--data-dir", help="Where the simulated FITS files go."),
     n_sources: int = typer.Option(240, "--sources", "-n", min=30, help="Simulated sources."),
     seed: int = typer.Option(0, help="Seed of the simulated sky, the split and the training."),
-    epochs: int = typer.Option(12, help="Training epochs at most (early stopping on validation F1)."),
+    epochs: int = typer.Option(20, help="Training epochs at most (early stopping on validation F1)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
 ):
     """Run the whole road on simulated data and show the binary candidates.
@@ -251,7 +251,7 @@ def train(
     epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
     batch_size: int = typer.Option(32, min=1),
     input_scale: float = typer.Option(0.1, help="Arcsec per model-input pixel; 0 resamples the whole stamp."),
-    learning_rate: float = typer.Option(1e-3, "--lr"),
+    learning_rate: float = typer.Option(3e-4, "--lr", help="Adam learning rate."),
     lr_step: int = typer.Option(10, help="StepLR step, epochs."),
     patience: int = typer.Option(10, help="Stop after this many epochs without a better val F1."),
     input_size: int = typer.Option(64, help="Model input size, pixels (stamps are resampled to it)."),

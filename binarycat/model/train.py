@@ -40,7 +40,7 @@ class TrainConfig:
 
     epochs: int = 40
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     lr_step: int = 10
     lr_gamma: float = 0.5
     patience: int = 10

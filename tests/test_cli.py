@@ -113,3 +113,16 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert "Binary candidates across surveys" in proc.stdout or "candidates" in proc.stdout
     out = run("--catalog", tmp_path / "cat", "query", "select count(*) as n from binary_flags", "-f", "json").stdout
     assert json.loads(out)[0]["n"] > 0
+
+
+def test_init_removes_orphan_shards_only(workflow):
+    _, cat, _ = workflow
+    orphan = cat / "stamps" / "hpx5=00001" / "orphan.parquet"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"PAR1")
+    before = json.loads(run("--catalog", cat, "query", "select count(*) as n from stamps", "-f", "json").stdout)
+    out = run("--catalog", cat, "init").stdout
+    assert "Removed 1 unreferenced shard" in out and not orphan.exists()
+    out = run("--catalog", cat, "query", "select shard from stamps", "-f", "json").stdout
+    assert all((cat / r["shard"]).is_file() for r in json.loads(out))
+    assert json.loads(run("--catalog", cat, "query", "select count(*) as n from stamps", "-f", "json").stdout) == before

@@ -58,12 +58,20 @@ def root(
 # -- catalogue -------------------------------------------------------------------------------
 @app.command()
 def init(ctx: typer.Context):
-    """Create a catalogue directory (or bring an existing one up to date).
+    """Create a catalogue directory, or bring an existing one up to date.
+
+    On an existing catalogue this also removes stamp shards that no row points at (left by
+    an ingest that was killed between writing a shard and committing its rows).
 
     Example: [cyan]binarycat --catalog orion-cat init[/]
     """
+    from binarycat.catalog.arrays import remove_orphan_shards
+
     with _open(ctx, create=True) as cat:
+        removed = remove_orphan_shards(cat)
         console.print(f"Catalogue ready at [bold]{cat.path}[/] (schema v{cat.schema_version}).")
+        if removed:
+            console.print(f"Removed {len(removed)} unreferenced shard file(s) left by an interrupted write.")
 
 
 @app.command()

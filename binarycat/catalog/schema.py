@@ -7,7 +7,7 @@ one is brought up to date by running the `MIGRATIONS` after its version in order
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -115,7 +115,30 @@ QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
                            ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
 """
 
-# MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
-MIGRATIONS: dict[int, str] = {}
+_V2_CROSSMATCH = """
+CREATE TABLE IF NOT EXISTS crossmatches (
+    name         VARCHAR NOT NULL,   -- which external catalogue / match run
+    source_id    VARCHAR NOT NULL,
+    external_id  VARCHAR NOT NULL,
+    ra           DOUBLE,             -- the catalogue source, ICRS degrees
+    dec          DOUBLE,
+    external_ra  DOUBLE,
+    external_dec DOUBLE,
+    sep_arcsec   DOUBLE NOT NULL
+);
 
-CREATE_STATEMENTS = _V1
+CREATE TABLE IF NOT EXISTS crossmatch_runs (
+    name          VARCHAR PRIMARY KEY,
+    origin        VARCHAR,
+    radius_arcsec DOUBLE NOT NULL,
+    mode          VARCHAR NOT NULL,  -- 'all' or 'nearest'
+    n_external    BIGINT,
+    n_pairs       BIGINT,
+    created_at    TIMESTAMP DEFAULT current_timestamp
+);
+"""
+
+# MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
+MIGRATIONS: dict[int, str] = {1: _V2_CROSSMATCH}
+
+CREATE_STATEMENTS = _V1 + _V2_CROSSMATCH

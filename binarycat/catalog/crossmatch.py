@@ -1,0 +1,227 @@
+"""Sky cross-match in DuckDB SQL: a zones join (Gray, Szalay et al. 2004) with RA bins.
+
+The sky is cut into declination zones of height ``h`` = the match radius ``r``. Zone ``z``
+is cut in RA into ``n(z)`` equal bins at least as wide as the search window at the zone's
+edge nearest the pole, so a bin is about one search radius wide whatever the declination.
+Every row of the *left* table is expanded to the (zone, bin) cells its search circle can
+touch: the zones from ``dec - r`` to ``dec + r`` and, in each, the bins that cover
+``ra ± alpha`` where ``alpha`` is the exact RA half-width of a circle of radius ``r`` at
+that declination (``atan(sin r / sqrt(|cos(dec - r) cos(dec + r)|))``), taken modulo the
+bin count so the window wraps across RA = 0/360; within ``r`` of a pole the window is the
+whole zone. The right table is keyed by its own (zone, bin). The match is then a plain
+equi-join on (zone, bin), which DuckDB runs as a hash join, followed by the exact
+great-circle distance (haversine) test. Keying on the zone alone makes every probe scan a
+whole zone; the RA bin is what keeps the join fast.
+
+Examples
+--------
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> _ = con.execute("create table a as select 'x' as id, 10.0 as ra, 20.0 as dec")
+>>> _ = con.execute("create table b as select 'y' as id, 10.0002 as ra, 20.0 as dec")
+>>> rel = zones_join(con, "a", "b", radius_arcsec=1.0)
+>>> [(r[0], r[1], round(r[-1], 3)) for r in rel.fetchall()]
+[('x', 'y', 0.677)]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from astropy.table import Table
+
+from binarycat.catalog.sources import _coordinates, find_columns, read_table
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+
+__all__ = ["CrossmatchResult", "crossmatch", "zones_join", "zones_join_sql"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_BINS = 1 << 20
+
+
+def zones_join_sql(left: str, right: str, radius_arcsec: float, *, nearest: bool = False) -> str:
+    """SQL text of the zones join of two relations with columns ``(id, ra, dec)`` in degrees.
+
+    Returns rows ``(left_id, right_id, left_ra, left_dec, right_ra, right_dec, sep_arcsec)``;
+    with ``nearest`` only the nearest right row for each left row.
+    """
+    if not (radius_arcsec > 0):
+        raise BinarycatError(f"The match radius must be positive, got {radius_arcsec}.")
+    r = float(radius_arcsec) / 3600.0
+    # n(z): RA bins in zone z, each at least as wide as the widest search window in the zone.
+    # The window at |dec| = d is ~ r / cos(d + r); near the pole one bin holds the whole zone.
+    nbins = f"""(CASE WHEN greatest(abs(-90 + (z) * {r!r}), abs(-90 + ((z) + 1) * {r!r})) + 2 * {r!r} >= 90
+                      THEN 1
+                      ELSE least({MAX_BINS}, greatest(1, floor(360.0 * cos(radians(
+                           greatest(abs(-90 + (z) * {r!r}), abs(-90 + ((z) + 1) * {r!r})) + 2 * {r!r}))
+                           / {r!r})::BIGINT)) END)"""
+    zone = f"least(floor((dec + 90) / {r!r})::BIGINT, {int(180 / r)})"
+    alpha = f"""(CASE WHEN abs(dec) + {r!r} >= 90 THEN 180.0
+                      ELSE degrees(atan(sin(radians({r!r})) / sqrt(abs(
+                           cos(radians(dec - {r!r})) * cos(radians(dec + {r!r})))))) END)"""
+    sep = """degrees(2 * asin(sqrt(least(1.0,
+                 pow(sin(radians(r_dec - l_dec) / 2), 2)
+                 + cos(radians(l_dec)) * cos(radians(r_dec)) * pow(sin(radians(r_ra - l_ra) / 2), 2)
+             )))) * 3600.0"""
+    sql = f"""
+WITH l AS (
+    SELECT id AS l_id, ra AS l_ra, dec AS l_dec, {zone} AS l_zone, {alpha} AS l_alpha FROM {left}
+),
+l_zones AS (
+    SELECT l_id, l_ra, l_dec, l_alpha, unnest(range(
+        greatest(floor((l_dec - {r!r} + 90) / {r!r})::BIGINT, 0),
+        least(floor((l_dec + {r!r} + 90) / {r!r})::BIGINT, {int(180 / r)}) + 1)) AS z
+    FROM l
+),
+l_cells AS (
+    SELECT DISTINCT l_id, l_ra, l_dec, z,
+        CASE WHEN l_alpha >= 180 OR n = 1 THEN b
+             ELSE ((b % n) + n) % n END AS bin
+    FROM (
+        SELECT l_id, l_ra, l_dec, l_alpha, z, {nbins.replace('(z)', '(z)')} AS n,
+               unnest(CASE WHEN l_alpha >= 180 OR {nbins} = 1 THEN range(0, {nbins})
+                           ELSE range(floor((l_ra - l_alpha) * {nbins} / 360.0)::BIGINT,
+                                      floor((l_ra + l_alpha) * {nbins} / 360.0)::BIGINT + 1) END) AS b
+        FROM l_zones
+    )
+),
+r AS (
+    SELECT id AS r_id, ra AS r_ra, dec AS r_dec, z, least(floor(ra * n / 360.0)::BIGINT, n - 1) AS bin
+    FROM (SELECT id, ra, dec, {zone} AS z FROM {right}), LATERAL (SELECT {nbins} AS n)
+),
+pairs AS (
+    SELECT l_id, r_id, l_ra, l_dec, r_ra, r_dec, {sep} AS sep_arcsec
+    FROM l_cells JOIN r USING (z, bin)
+)
+SELECT l_id AS left_id, r_id AS right_id, l_ra AS left_ra, l_dec AS left_dec,
+       r_ra AS right_ra, r_dec AS right_dec, sep_arcsec
+FROM pairs
+WHERE sep_arcsec <= {float(radius_arcsec)!r}
+"""
+    if nearest:
+        sql += "QUALIFY row_number() OVER (PARTITION BY left_id ORDER BY sep_arcsec, right_id) = 1\n"
+    return sql
+
+
+def zones_join(con: duckdb.DuckDBPyConnection, left: str, right: str, radius_arcsec: float, *,
+               nearest: bool = False) -> duckdb.DuckDBPyRelation:
+    """The zones join of two relations (tables, views or ``read_parquet(...)``) as a DuckDB relation."""
+    return con.sql(zones_join_sql(left, right, radius_arcsec, nearest=nearest))
+
+
+@dataclass
+class CrossmatchResult:
+    """Counts of a stored cross-match."""
+
+    name: str
+    n_pairs: int
+    n_external: int
+    n_matched_external: int
+    n_matched_sources: int
+    radius_arcsec: float
+    mode: str
+
+
+def _external_relation(con, source, id_col, ra_col, dec_col) -> str:
+    """Register the external catalogue as a view ``_ext(id, ra, dec)``; Parquet streams from disk."""
+    path = Path(source) if not isinstance(source, Table) else None
+    if path is not None and path.suffix.lower() in (".parquet", ".pq"):
+        if not path.exists():
+            raise BinarycatError(f"{path} does not exist.")
+        cols = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+        ident, ra_c, dec_c = find_columns(Table(names=cols, dtype=[float] * len(cols)), id_col, ra_col, dec_col)
+        id_expr = f'"{ident}"::VARCHAR' if ident else "(row_number() OVER () - 1)::VARCHAR"
+        escaped = str(path).replace("'", "''")
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW _ext AS
+                SELECT {id_expr} AS id, "{ra_c}"::DOUBLE AS ra, "{dec_c}"::DOUBLE AS dec
+                FROM read_parquet('{escaped}')"""
+        )
+        bad = con.execute(
+            "SELECT count(*) FROM _ext WHERE ra IS NULL OR dec IS NULL OR NOT isfinite(ra) OR NOT isfinite(dec) "
+            "OR ra < 0 OR ra >= 360 OR dec < -90 OR dec > 90"
+        ).fetchall()[0][0]
+        if bad:
+            raise BinarycatError(f"{path}: {bad} row(s) have a missing or out-of-range position.")
+        return "_ext"
+    table = source if isinstance(source, Table) else read_table(source)
+    ident, ra_c, dec_c = find_columns(table, id_col, ra_col, dec_col)
+    ra, dec = _coordinates(table, ra_c, dec_c)
+    ids = [str(v).strip() for v in table[ident]] if ident else [str(i) for i in range(len(table))]
+    import pyarrow as pa
+
+    con.register("_ext_arrow", pa.table({"id": ids, "ra": ra, "dec": dec}))
+    con.execute("CREATE OR REPLACE TEMP VIEW _ext AS SELECT id, ra, dec FROM _ext_arrow")
+    return "_ext"
+
+
+def crossmatch(
+    catalog: Catalog,
+    external,
+    radius_arcsec: float,
+    *,
+    name: str = "external",
+    nearest: bool = False,
+    id_col: str | None = None,
+    ra_col: str | None = None,
+    dec_col: str | None = None,
+) -> CrossmatchResult:
+    """Match an external catalogue against ``sources`` and store the pairs.
+
+    Pairs land in the table ``crossmatches`` (``name, source_id, external_id, ra, dec,
+    external_ra, external_dec, sep_arcsec``), replacing an earlier match of the same name,
+    and the run in ``crossmatch_runs``.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    external : path or astropy Table
+        Any format `read_table` reads; a Parquet file is streamed by DuckDB.
+    radius_arcsec : float
+        Match radius.
+    name : str
+        Name of this match (a plain identifier), for joins: ``where name = 'gaia'``.
+    nearest : bool
+        Keep only the nearest catalogue source for each external row (default: all pairs).
+    """
+    if not _NAME.match(name):
+        raise BinarycatError(f"Cross-match name {name!r} must be a plain identifier (letters, digits, _).")
+    con = catalog.con.cursor()
+    try:
+        ext = _external_relation(con, external, id_col, ra_col, dec_col)
+        n_ext = con.execute(f"SELECT count(*) FROM {ext}").fetchall()[0][0]
+        pair_sql = zones_join_sql(ext, "(SELECT source_id AS id, ra, dec FROM sources)", radius_arcsec,
+                                  nearest=nearest)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM crossmatches WHERE name = ?", [name])
+            con.execute("DELETE FROM crossmatch_runs WHERE name = ?", [name])
+            con.execute(
+                f"""INSERT INTO crossmatches (name, source_id, external_id, ra, dec, external_ra,
+                                               external_dec, sep_arcsec)
+                    SELECT ?, right_id, left_id, right_ra, right_dec, left_ra, left_dec, sep_arcsec
+                    FROM ({pair_sql})""",
+                [name],
+            )
+            stats = con.execute(
+                "SELECT count(*), count(DISTINCT external_id), count(DISTINCT source_id) "
+                "FROM crossmatches WHERE name = ?", [name]
+            ).fetchall()[0]
+            con.execute(
+                "INSERT INTO crossmatch_runs (name, origin, radius_arcsec, mode, n_external, n_pairs) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [name, str(external) if not isinstance(external, Table) else "table", float(radius_arcsec),
+                 "nearest" if nearest else "all", n_ext, stats[0]],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+    return CrossmatchResult(name, stats[0], n_ext, stats[1], stats[2], float(radius_arcsec),
+                            "nearest" if nearest else "all")

@@ -100,7 +100,7 @@ def test_newer_catalogue_is_refused(tmp_path):
 
 
 def test_every_command_has_help_with_an_example():
-    for cmd in (["init"], ["demo"], ["simulate"], ["ingest"], ["train"], ["predict"], ["evaluate"],
+    for cmd in (["init"], ["demo"], ["simulate"], ["ingest"], ["train"], ["predict"], ["evaluate"], ["crossmatch"],
                 ["query"], ["surveys"], ["sources", "import"], ["label", "import"]):
         out = run(*cmd, "--help").stdout
         assert "Example" in out, cmd
@@ -126,3 +126,18 @@ def test_init_removes_orphan_shards_only(workflow):
     out = run("--catalog", cat, "query", "select shard from stamps", "-f", "json").stdout
     assert all((cat / r["shard"]).is_file() for r in json.loads(out))
     assert json.loads(run("--catalog", cat, "query", "select count(*) as n from stamps", "-f", "json").stdout) == before
+
+
+def test_crossmatch_command_stores_and_writes_pairs(workflow, tmp_path):
+    root, cat, _ = workflow
+    out = run("--catalog", cat, "crossmatch", root / "sim" / "sources.csv", "--radius", 0.5, "--name", "self",
+              "--output", tmp_path / "pairs.fits", "--format", "fits").stdout
+    assert "40 pairs" in out and "40 of 40 external rows" in out
+    from astropy.table import Table
+
+    pairs = Table.read(tmp_path / "pairs.fits")
+    assert len(pairs) == 40 and (pairs["sep_arcsec"] < 1e-6).all() and str(pairs["ra"].unit) == "deg"
+    out = run("--catalog", cat, "query", "select count(*) as n from crossmatches where name = 'self'", "-f", "json")
+    assert json.loads(out.stdout) == [{"n": 40}]
+    bad = run("--catalog", cat, "crossmatch", tmp_path / "none.csv", "--radius", 1, ok=False)
+    assert_one_sentence_error(bad, "does not exist")

@@ -1,10 +1,12 @@
 """Sky cross-match in DuckDB SQL: a zones join (Gray, Szalay et al. 2004) with RA bins.
 
-The sky is cut into declination zones of height ``h`` = the match radius ``r``. Zone ``z``
-is cut in RA into ``n(z)`` equal bins at least as wide as the search window at the zone's
-edge nearest the pole, so a bin is about one search radius wide whatever the declination.
+The sky is cut into declination zones of height ``h = 4r`` (``r`` the match radius). Zone
+``z`` is cut in RA into ``n(z)`` equal bins at least ``4r / cos(dec)`` wide at the zone's
+polar edge (``n(z)`` is computed once per zone, in a small table of the zones the left
+table reaches), so a bin is about two search diameters wide whatever the declination.
 Every row of the *left* table is expanded to the (zone, bin) cells its search circle can
-touch: the zones from ``dec - r`` to ``dec + r`` and, in each, the bins that cover
+touch, 2.25 on average and at most 2 x 2: the zones from ``dec - r`` to ``dec + r`` and,
+in each, the bins that cover
 ``ra ± alpha`` where ``alpha`` is the exact RA half-width of a circle of radius ``r`` at
 that declination (``atan(sin r / sqrt(|cos(dec - r) cos(dec + r)|))``), taken modulo the
 bin count so the window wraps across RA = 0/360; within ``r`` of a pole the window is the
@@ -26,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ __all__ = ["CrossmatchResult", "crossmatch", "zones_join", "zones_join_sql"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_BINS = 1 << 20
+ZONE_HEIGHT_RADII = 4.0  # zone height in match radii: ~1.5 zones and ~1.5 bins per row
 
 
 def zones_join_sql(left: str, right: str, radius_arcsec: float, *, nearest: bool = False) -> str:
@@ -52,55 +56,55 @@ def zones_join_sql(left: str, right: str, radius_arcsec: float, *, nearest: bool
     if not (radius_arcsec > 0):
         raise BinarycatError(f"The match radius must be positive, got {radius_arcsec}.")
     r = float(radius_arcsec) / 3600.0
-    # n(z): RA bins in zone z, each at least as wide as the widest search window in the zone.
-    # The window at |dec| = d is ~ r / cos(d + r); near the pole one bin holds the whole zone.
-    nbins = f"""(CASE WHEN greatest(abs(-90 + (z) * {r!r}), abs(-90 + ((z) + 1) * {r!r})) + 2 * {r!r} >= 90
-                      THEN 1
-                      ELSE least({MAX_BINS}, greatest(1, floor(360.0 * cos(radians(
-                           greatest(abs(-90 + (z) * {r!r}), abs(-90 + ((z) + 1) * {r!r})) + 2 * {r!r}))
-                           / {r!r})::BIGINT)) END)"""
-    zone = f"least(floor((dec + 90) / {r!r})::BIGINT, {int(180 / r)})"
-    alpha = f"""(CASE WHEN abs(dec) + {r!r} >= 90 THEN 180.0
-                      ELSE degrees(atan(sin(radians({r!r})) / sqrt(abs(
-                           cos(radians(dec - {r!r})) * cos(radians(dec + {r!r})))))) END)"""
+    h = ZONE_HEIGHT_RADII * r
+    n_zones = int(math.floor(180.0 / h)) + 1
+    # bins of zone z are >= 2 x ZONE_HEIGHT_RADII/2 windows wide at the zone's polar edge
+    # (plus r, for rows reaching in from the next zone); near a pole, one bin per zone
+    edge = f"(greatest(abs(-90 + z * {h!r}), abs(-90 + (z + 1) * {h!r})) + 2 * {r!r})"
+    nbins = f"""CASE WHEN {edge} >= 90 THEN 1
+                     ELSE least({MAX_BINS}, greatest(1,
+                          floor(360.0 * cos(radians({edge})) / ({ZONE_HEIGHT_RADII} * {r!r}))::BIGINT)) END"""
+    zone = f"least(floor((dec + 90) / {h!r})::BIGINT, {n_zones - 1})"
+    alpha = f"""CASE WHEN abs(dec) + {r!r} >= 90 THEN 180.0
+                     ELSE degrees(atan(sin(radians({r!r})) / sqrt(abs(
+                          cos(radians(dec - {r!r})) * cos(radians(dec + {r!r})))))) END"""
     sep = """degrees(2 * asin(sqrt(least(1.0,
                  pow(sin(radians(r_dec - l_dec) / 2), 2)
                  + cos(radians(l_dec)) * cos(radians(r_dec)) * pow(sin(radians(r_ra - l_ra) / 2), 2)
              )))) * 3600.0"""
     sql = f"""
 WITH l AS (
-    SELECT id AS l_id, ra AS l_ra, dec AS l_dec, {zone} AS l_zone, {alpha} AS l_alpha FROM {left}
+    SELECT id AS l_id, ra AS l_ra, dec AS l_dec, {alpha} AS l_alpha,
+           greatest(floor((dec - {r!r} + 90) / {h!r})::BIGINT, 0) AS z_lo,
+           least(floor((dec + {r!r} + 90) / {h!r})::BIGINT, {n_zones - 1}) AS z_hi
+    FROM {left}
 ),
-l_zones AS (
-    SELECT l_id, l_ra, l_dec, l_alpha, unnest(range(
-        greatest(floor((l_dec - {r!r} + 90) / {r!r})::BIGINT, 0),
-        least(floor((l_dec + {r!r} + 90) / {r!r})::BIGINT, {int(180 / r)}) + 1)) AS z
-    FROM l
+zones AS (  -- one row per zone the left table can reach: its RA bin count, computed once
+    SELECT z, {nbins} AS n
+    FROM range((SELECT coalesce(min(z_lo), 0) FROM l), (SELECT coalesce(max(z_hi), -1) FROM l) + 1) t(z)
+),
+l_bins AS (
+    SELECT l_id, l_ra, l_dec, l_alpha, z, n,
+           floor((l_ra - l_alpha) * n / 360.0)::BIGINT AS b_lo,
+           floor((l_ra + l_alpha) * n / 360.0)::BIGINT AS b_hi
+    FROM (SELECT l_id, l_ra, l_dec, l_alpha, unnest(range(z_lo, z_hi + 1)) AS z FROM l) JOIN zones USING (z)
 ),
 l_cells AS (
-    SELECT DISTINCT l_id, l_ra, l_dec, z,
-        CASE WHEN l_alpha >= 180 OR n = 1 THEN b
-             ELSE ((b % n) + n) % n END AS bin
-    FROM (
-        SELECT l_id, l_ra, l_dec, l_alpha, z, {nbins.replace('(z)', '(z)')} AS n,
-               unnest(CASE WHEN l_alpha >= 180 OR {nbins} = 1 THEN range(0, {nbins})
-                           ELSE range(floor((l_ra - l_alpha) * {nbins} / 360.0)::BIGINT,
-                                      floor((l_ra + l_alpha) * {nbins} / 360.0)::BIGINT + 1) END) AS b
-        FROM l_zones
-    )
+    -- bins the window covers, modulo n so it wraps at RA 0/360; all bins when it spans them all
+    SELECT l_id, l_ra, l_dec, z, (((b % n) + n) % n) AS bin
+    FROM (SELECT l_id, l_ra, l_dec, z, n,
+                 unnest(CASE WHEN l_alpha >= 180 OR b_hi - b_lo + 1 >= n THEN range(0, n)
+                             ELSE range(b_lo, b_hi + 1) END) AS b
+          FROM l_bins)
 ),
 r AS (
-    SELECT id AS r_id, ra AS r_ra, dec AS r_dec, z, least(floor(ra * n / 360.0)::BIGINT, n - 1) AS bin
-    FROM (SELECT id, ra, dec, {zone} AS z FROM {right}), LATERAL (SELECT {nbins} AS n)
-),
-pairs AS (
-    SELECT l_id, r_id, l_ra, l_dec, r_ra, r_dec, {sep} AS sep_arcsec
-    FROM l_cells JOIN r USING (z, bin)
+    SELECT r_id, r_ra, r_dec, z, least(floor(r_ra * n / 360.0)::BIGINT, n - 1) AS bin
+    FROM (SELECT id AS r_id, ra AS r_ra, dec AS r_dec, {zone} AS z FROM {right}) JOIN zones USING (z)
 )
 SELECT l_id AS left_id, r_id AS right_id, l_ra AS left_ra, l_dec AS left_dec,
-       r_ra AS right_ra, r_dec AS right_dec, sep_arcsec
-FROM pairs
-WHERE sep_arcsec <= {float(radius_arcsec)!r}
+       r_ra AS right_ra, r_dec AS right_dec, {sep} AS sep_arcsec
+FROM l_cells JOIN r USING (z, bin)
+WHERE {sep} <= {float(radius_arcsec)!r}
 """
     if nearest:
         sql += "QUALIFY row_number() OVER (PARTITION BY left_id ORDER BY sep_arcsec, right_id) = 1\n"

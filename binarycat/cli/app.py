@@ -382,6 +382,43 @@ def query(
             err_console.print(f"{table.num_rows} rows written to {output}")
 
 
+@app.command()
+def crossmatch(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="External catalogue: CSV, FITS, VOTable or Parquet (streamed)."),
+    radius: float = typer.Option(..., "--radius", "-r", min=0.0, help="Match radius, arcsec."),
+    name: str = typer.Option("external", "--name", help="Name the pairs are stored under."),
+    nearest: bool = typer.Option(False, "--nearest/--all", help="Nearest source per external row, or all pairs."),
+    id_col: Optional[str] = typer.Option(None, help="Id column [default: found by name]."),
+    ra_col: Optional[str] = typer.Option(None, help="RA column."),
+    dec_col: Optional[str] = typer.Option(None, help="Dec column."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the pairs here."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, json, parquet, fits or votable for --output."),
+):
+    """Cross-match an external catalogue with the sources (zones join in DuckDB) and store the pairs.
+
+    Pairs go to the table crossmatches (name, source_id, external_id, positions, sep_arcsec).
+
+    Example: [cyan]binarycat crossmatch known_ebs.fits --radius 2 --name ebs --nearest[/]
+    """
+    from binarycat.catalog.crossmatch import crossmatch as run_crossmatch
+    from binarycat.queries.export import write_result
+    from binarycat.queries.runner import run_sql
+
+    with _open(ctx) as cat:
+        res = run_crossmatch(cat, file, radius, name=name, nearest=nearest, id_col=id_col,
+                             ra_col=ra_col, dec_col=dec_col)
+        if output is not None:
+            table = run_sql(cat.con, "select * exclude (name) from crossmatches where name = getvariable('n') "
+                                     "order by source_id, sep_arcsec", {"n": name})
+            write_result(table, fmt, output)
+    console.print(f"{res.n_pairs} pairs within {radius}\" stored as '{res.name}' ({res.mode}): "
+                  f"{res.n_matched_external} of {res.n_external} external rows matched "
+                  f"{res.n_matched_sources} sources.")
+    if output is not None:
+        console.print(f"Pairs written to {output}")
+
+
 def main() -> None:
     """Console-script entry point: user errors become one sentence and exit status 1."""
     try:

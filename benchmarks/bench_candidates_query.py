@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 
+from binarycat.catalog.flags import rebuild_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.ingest.surveys import sync_survey_table
 from binarycat.queries.runner import get_query, run_query
@@ -41,8 +42,15 @@ REFERENCE = "select count(*) as n from binary_flags"
 QUERIES = ["candidates", "consensus", "resolution_conflicts"]
 
 
-def build_catalog(path: Path, n_predictions: int, n_surveys: int) -> dict:
-    """A catalogue with n_predictions // n_surveys sources, each with one stamp and one prediction per survey."""
+def build_catalog(path: Path, n_predictions: int, n_surveys: int, flag_rate: float = 0.206) -> dict:
+    """A catalogue with n_predictions // n_surveys sources, each with one stamp and one prediction per survey.
+
+    ``p_binary = u ** k`` with ``u`` uniform and ``k`` chosen so that a fraction ``flag_rate``
+    of the predictions has ``p_binary >= 0.5``.
+    """
+    import math
+
+    exponent = math.log(0.5) / math.log(1.0 - flag_rate)
     n_sources = n_predictions // n_surveys
     surveys = SURVEYS[:n_surveys]
     t0 = time.perf_counter()
@@ -68,8 +76,10 @@ def build_catalog(path: Path, n_predictions: int, n_surveys: int) -> dict:
             con.execute(
                 """insert into predictions (stamp_id, model_id, source_id, survey, p_binary, flag, threshold)
                    select stamp_id, 'bench-model', source_id, survey, p, p >= 0.5, 0.5
-                   from (select stamp_id, source_id, survey, pow(uniform(stamp_id), 3) as p from stamps)"""
+                   from (select stamp_id, source_id, survey, pow(uniform(stamp_id), ?) as p from stamps)""",
+                [exponent],
             )
+        rebuild_binary_flags(cat)
         counts = {t: cat.table_count(t) for t in ("sources", "stamps", "predictions")}
         counts["flagged"] = cat.sql("select count(*) from predictions where flag").fetchone()[0]
     counts["build_s"] = time.perf_counter() - t0
@@ -104,6 +114,8 @@ def main(argv=None) -> None:
     ap.add_argument("--predictions", type=int, default=1_000_000)
     ap.add_argument("--surveys", type=int, default=4, choices=range(2, len(SURVEYS) + 1))
     ap.add_argument("--repeat", type=int, default=3, help="best of N timings after a warm-up")
+    ap.add_argument("--flag-rate", type=float, default=0.206,
+                    help="fraction of predictions flagged binary (default 0.206, i.e. p = u**3)")
     ap.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each query")
     ap.add_argument("--target-ms", type=float, default=100.0, help="the candidates query's target")
     ap.add_argument("--sql", action="append", default=[], metavar="LABEL=FILE",
@@ -114,7 +126,7 @@ def main(argv=None) -> None:
     print(f"duckdb {duckdb.__version__}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "cat"
-        counts = build_catalog(path, args.predictions, args.surveys)
+        counts = build_catalog(path, args.predictions, args.surveys, args.flag_rate)
         print(f"catalogue: {counts['sources']:,} sources, {counts['stamps']:,} stamps, "
               f"{counts['predictions']:,} predictions ({counts['flagged']:,} flagged) "
               f"over {args.surveys} surveys, built in {counts['build_s']:.1f} s")

@@ -1,6 +1,7 @@
 import duckdb
 import pytest
 
+from binarycat.catalog.flags import rebuild_binary_flags
 from binarycat.catalog.schema import SCHEMA_VERSION
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError, CatalogVersionError
@@ -63,5 +64,20 @@ def test_binary_flags_shows_latest_prediction_per_source_and_survey(catalog):
                    values ('s1', 'm1', 'a', 'HST', 0.2, false, 0.5, '2026-01-01'),
                           ('s1', 'm2', 'a', 'HST', 0.9, true, 0.5, '2026-02-01'),
                           ('s2', 'm1', 'a', '2MASS', 0.1, false, 0.5, '2026-01-01')""")
+    assert rebuild_binary_flags(catalog) == 2
     rows = catalog.sql("select survey, flag, p_binary, model_id, ra from binary_flags order by survey").fetchall()
     assert rows == [("2MASS", False, 0.1, "m1", 10.0), ("HST", True, 0.9, "m2", 10.0)]
+
+
+def test_binary_flags_is_one_row_per_source_and_survey(catalog):
+    catalog.sql("insert into sources (source_id, ra, dec, healpix) values ('a', 10, 20, 0)")
+    from binarycat.catalog.flags import update_binary_flags
+
+    for model, p in (("m1", 0.2), ("m2", 0.9)):
+        with catalog.transaction() as con:
+            con.execute("insert into predictions (stamp_id, model_id, source_id, survey, p_binary, flag, threshold) "
+                        "values ('s1', ?, 'a', 'HST', ?, ?, 0.5)", [model, p, p >= 0.5])
+            update_binary_flags(con, model, ["s1"])
+    assert catalog.sql("select model_id, p_binary, flag from binary_flags").fetchall() == [("m2", 0.9, True)]
+    with pytest.raises(duckdb.Error):  # the primary key keeps it one row per (source, survey)
+        catalog.sql("insert into binary_flags values ('a', 'HST', 1, 1, true, 0.5, 'm3', 's1', now())")

@@ -135,7 +135,14 @@ def test_version_1_catalogue_is_migrated(tmp_path):
     con.execute(_V1)
     con.execute("insert into meta values ('schema_version', '1')")
     con.execute("insert into sources (source_id, ra, dec, healpix) values ('a', 1, 2, 3)")
+    con.execute("insert into predictions (stamp_id, model_id, source_id, survey, p_binary, flag, threshold) "
+                "values ('s', 'm', 'a', 'HST', 0.8, true, 0.5)")
+    assert con.execute("select table_type from information_schema.tables "
+                       "where table_name = 'binary_flags'").fetchone()[0] == "VIEW"
     con.close()
     with Catalog(path) as cat:
         assert cat.schema_version == SCHEMA_VERSION
         assert cat.table_count("crossmatches") == 0 and cat.table_count("sources") == 1
+        assert cat.sql("select table_type from information_schema.tables "
+                       "where table_name = 'binary_flags'").fetchone()[0] == "BASE TABLE"
+        assert cat.sql("select source_id, survey, p_binary from binary_flags").fetchall() == [("a", "HST", 0.8)]

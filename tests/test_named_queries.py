@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import pytest
 
+from binarycat.catalog.flags import rebuild_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError, QueryError
 from binarycat.ingest.surveys import sync_survey_table
@@ -98,6 +99,7 @@ def cat_dir(tmp_path_factory):
             LABELS,
         )
         cat.sql("insert into splits values ('m1', 'c', 'test'), ('m1', 'd', 'train'), ('m1', 'a', 'train')")
+        rebuild_binary_flags(cat)
     return path
 
 

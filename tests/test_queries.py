@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
 
+from binarycat.catalog.flags import rebuild_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError, QueryError
 from binarycat.ingest.surveys import sync_survey_table
@@ -23,6 +24,7 @@ def flagged(tmp_path):
             ('1', 'm', 'a', 'HST', 0.95, true, 0.5), ('2', 'm', 'a', '2MASS', 0.10, false, 0.5),
             ('3', 'm', 'b', 'HST', 0.70, true, 0.5), ('4', 'm', 'b', 'PanSTARRS', 0.80, true, 0.5),
             ('5', 'm', 'c', 'HST', 0.20, false, 0.5)""")
+        rebuild_binary_flags(cat)
     return path
 
 

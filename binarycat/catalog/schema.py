@@ -115,7 +115,7 @@ QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
                            ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
 """
 
-_V2_CROSSMATCH = """
+_V2 = """
 CREATE TABLE IF NOT EXISTS crossmatches (
     name         VARCHAR NOT NULL,   -- which external catalogue / match run
     source_id    VARCHAR NOT NULL,
@@ -126,6 +126,27 @@ CREATE TABLE IF NOT EXISTS crossmatches (
     external_dec DOUBLE,
     sep_arcsec   DOUBLE NOT NULL
 );
+
+-- binary_flags became a table kept up to date by every prediction (a view over all
+-- predictions costs a window over the whole history at every query)
+DROP VIEW IF EXISTS binary_flags;
+CREATE TABLE IF NOT EXISTS binary_flags (
+    source_id    VARCHAR NOT NULL,
+    survey       VARCHAR NOT NULL,
+    ra           DOUBLE,
+    dec          DOUBLE,
+    flag         BOOLEAN NOT NULL,
+    p_binary     DOUBLE NOT NULL,
+    model_id     VARCHAR NOT NULL,
+    stamp_id     VARCHAR NOT NULL,
+    predicted_at TIMESTAMP,
+    PRIMARY KEY (source_id, survey)
+);
+INSERT OR REPLACE INTO binary_flags
+SELECT p.source_id, p.survey, s.ra, s.dec, p.flag, p.p_binary, p.model_id, p.stamp_id, p.created_at
+FROM predictions p JOIN sources s USING (source_id)
+QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
+                           ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
 
 CREATE TABLE IF NOT EXISTS crossmatch_runs (
     name          VARCHAR PRIMARY KEY,
@@ -139,6 +160,6 @@ CREATE TABLE IF NOT EXISTS crossmatch_runs (
 """
 
 # MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
-MIGRATIONS: dict[int, str] = {1: _V2_CROSSMATCH}
+MIGRATIONS: dict[int, str] = {1: _V2}
 
-CREATE_STATEMENTS = _V1 + _V2_CROSSMATCH
+CREATE_STATEMENTS = _V1 + _V2

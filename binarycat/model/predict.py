@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from binarycat.catalog.arrays import read_array_shard
+from binarycat.catalog.flags import update_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint
@@ -100,6 +101,7 @@ def predict_stamps(
                 "(stamp_id, model_id, source_id, survey, p_binary, flag, threshold) values (?, ?, ?, ?, ?, ?, ?)",
                 records,
             )
+            update_binary_flags(con, model_id, [r[0] for r in records])
         done += len(rows)
         n_binary += sum(r[5] for r in records)
         if progress:

@@ -148,6 +148,27 @@ FROM predictions p JOIN sources s USING (source_id)
 QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
                            ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
 
+-- what a survey service answered about a source: covered or not (a blank cutout)
+CREATE TABLE IF NOT EXISTS coverage (
+    source_id  VARCHAR NOT NULL,
+    survey     VARCHAR NOT NULL,
+    covered    BOOLEAN NOT NULL,
+    reason     VARCHAR,
+    checked_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (source_id, survey)
+);
+
+-- cutouts that failed after the last retry; cleared when the source is fetched
+CREATE TABLE IF NOT EXISTS fetch_failures (
+    source_id VARCHAR NOT NULL,
+    survey    VARCHAR NOT NULL,
+    filter    VARCHAR NOT NULL,
+    reason    VARCHAR NOT NULL,
+    attempts  INTEGER NOT NULL,
+    failed_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (source_id, survey, filter)
+);
+
 CREATE TABLE IF NOT EXISTS crossmatch_runs (
     name          VARCHAR PRIMARY KEY,
     origin        VARCHAR,

@@ -213,6 +213,54 @@ def ingest(
         raise typer.Exit(2)
 
 
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    survey: str = typer.Option(..., "--survey", "-s", help="Survey name or alias."),
+    filters: Optional[str] = typer.Option(None, help="Comma-separated bands \\[default: all with a HiPS id]."),
+    size: int = typer.Option(64, min=8, help="Pixels a side of every cutout."),
+    fov: float = typer.Option(10.0, "--fov", help="Field of view of every cutout, arcsec."),
+    where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s), e.g. \"s.dec > -6\"."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many sources this run."),
+    workers: int = typer.Option(4, min=1, help="Concurrent requests."),
+    max_rps: float = typer.Option(10.0, help="Request-rate cap, per second (0: none)."),
+    retries: int = typer.Option(4, min=0, help="Retries per cutout after the first attempt."),
+    timeout: float = typer.Option(30.0, help="Seconds per request."),
+    hips2fits_url: Optional[str] = typer.Option(None, "--hips2fits-url", help="Service URL (mirror or test server)."),
+):
+    """Fetch cutouts from hips2fits for the catalogue's sources, stack them and store the stamps.
+
+    Resumable: stop it at any time and run it again; stored stamps are skipped. Failed cutouts
+    are retried with backoff and listed at the end (table fetch_failures); blank cutouts are
+    recorded as not covered (table coverage). Exit status 2 when something could not be fetched.
+
+    Example: [cyan]binarycat fetch --survey PS1 --filters g,r,i --limit 100[/]
+    """
+    from binarycat.ingest.fetch import fetch_stamps
+    from binarycat.ingest.surveys import get_survey
+
+    name = get_survey(survey).name
+    bands = [f.strip() for f in filters.split(",") if f.strip()] if filters else None
+    with _open(ctx, create=True) as cat, Bars() as bars:
+        rep = fetch_stamps(cat, name, filters=bands, size=size, fov_arcsec=fov, where=where, limit=limit,
+                           workers=workers, max_rps=max_rps or None, retries=retries, timeout=timeout,
+                           server=hips2fits_url, progress=bars.factory(f"fetch {name}"))
+    from rich.table import Table as RichTable
+
+    summary = RichTable(title=f"fetch {name}", show_header=True, header_style="bold")
+    for col in ("selected", "stored", "already present", "not covered", "failed", "requests", "stamps/s"):
+        summary.add_column(col, justify="right")
+    rate = rep.stored / rep.seconds if rep.seconds else 0.0
+    summary.add_row(str(rep.selected), str(rep.stored), str(rep.already_present), str(rep.not_covered),
+                    str(len({f[0] for f in rep.failures})), str(rep.requests), f"{rate:.1f}")
+    console.print(summary)
+    for source_id, band, reason, attempts in rep.failures:
+        err_console.print(f"[yellow]failed[/] {source_id} {name} {band} after {attempts} attempts: {reason}",
+                          highlight=False)
+    if not rep.ok:
+        raise typer.Exit(2)
+
+
 # -- sources and labels ----------------------------------------------------------------------
 @sources_app.command("import")
 def sources_import(

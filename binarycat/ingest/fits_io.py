@@ -13,7 +13,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from binarycat.errors import BadFitsError
 
-__all__ = ["FitsImage", "read_image", "FITS_SUFFIXES", "is_fits_name"]
+__all__ = ["FitsImage", "read_image", "image_from_hdulist", "FITS_SUFFIXES", "is_fits_name"]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz")
 
@@ -81,20 +81,51 @@ def read_image(path: str | Path) -> FitsImage:
         warnings.simplefilter("error", AstropyWarning)  # astropy warns on truncation
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-                hdu = next((h for h in hdul if h.is_image and h.data is not None), None)
-                if hdu is None:
-                    raise BadFitsError(path, "holds no image data")
-                data = np.array(hdu.data, dtype=np.float32)
-                header = hdu.header.copy()
+                data, header = _first_image(hdul, path)
         except BadFitsError:
             raise
         except (OSError, ValueError, TypeError, IndexError, AstropyWarning) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "truncat" in reason.lower() or "buffer is too small" in reason.lower():
-                raise BadFitsError(path, f"truncated FITS file ({reason})") from None
-            if any(k in reason.lower() for k in ("header missing", "empty or corrupt", "no simple card")):
-                raise BadFitsError(path, "not a FITS file, or a corrupt one") from None
-            raise BadFitsError(path, f"corrupt FITS file ({reason})") from None
+            raise BadFitsError(path, _reason(exc)) from None
+    return _validated(path, data, header)
+
+
+def image_from_hdulist(hdul: fits.HDUList, label: str | Path) -> FitsImage:
+    """The first image of an in-memory HDUList (e.g. a hips2fits answer), validated like a file.
+
+    Raises
+    ------
+    BadFitsError
+        With ``label`` as the file name.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        warnings.simplefilter("error", AstropyWarning)
+        try:
+            data, header = _first_image(hdul, label)
+        except BadFitsError:
+            raise
+        except (OSError, ValueError, TypeError, IndexError, AstropyWarning) as exc:
+            raise BadFitsError(label, _reason(exc)) from None
+    return _validated(Path(str(label)), data, header)
+
+
+def _first_image(hdul, label):
+    hdu = next((h for h in hdul if h.is_image and h.data is not None), None)
+    if hdu is None:
+        raise BadFitsError(label, "holds no image data")
+    return np.array(hdu.data, dtype=np.float32), hdu.header.copy()
+
+
+def _reason(exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "truncat" in reason.lower() or "buffer is too small" in reason.lower():
+        return f"truncated FITS file ({reason})"
+    if any(k in reason.lower() for k in ("header missing", "empty or corrupt", "no simple card")):
+        return "not a FITS file, or a corrupt one"
+    return f"corrupt FITS file ({reason})"
+
+
+def _validated(path: Path, data: np.ndarray, header: fits.Header) -> FitsImage:
     data = np.squeeze(data) if data.ndim > 2 else data
     if data.ndim != 2:
         raise BadFitsError(path, f"expected a 2-D image, found shape {tuple(data.shape)}")

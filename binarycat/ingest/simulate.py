@@ -630,27 +630,34 @@ def _stamp_rng(seed: int, source_index: int, survey: Survey, filter_index: int):
 
 
 def _render(src: _Source, survey: Survey, filter_index: int, seed: int, n_pix: int,
-            base_header: fits.Header) -> tuple[np.ndarray, fits.Header, float]:
-    """Render one stamp; return (float32 image, header, companion peak S/N)."""
+            base_header: fits.Header, *, scale: float | None = None,
+            offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, fits.Header, float]:
+    """Render one stamp; return (float32 image, header, companion peak S/N).
+
+    ``scale`` (arcsec/pixel) defaults to the survey's native scale; ``offset`` is the primary's
+    (x, y) offset in pixels from the stamp centre (companion and field star follow it).
+    """
     f = survey.filters[filter_index]
-    scale = survey.pixel_scale_arcsec
+    if scale is None:
+        scale = survey.pixel_scale_arcsec
     fwhm = filter_fwhm_arcsec(survey, f)
     sigma_pix = fwhm / scale / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     c = (n_pix - 1) / 2.0
+    x0, y0 = c + offset[0], c + offset[1]  # adding 0.0 is exact: the default is the centre
 
     flux = 10.0 ** (-0.4 * (float(band_magnitude(src.mag_r, src.color, f.wavelength_um)) - _MAG_ZP))
-    xs, ys, fluxes = [c], [c], [flux]
+    xs, ys, fluxes = [x0], [y0], [flux]
     if src.is_binary:
         dx, dy = _offset_pix(src.separation, src.position_angle, scale)
-        xs.append(c + dx)
-        ys.append(c + dy)
+        xs.append(x0 + dx)
+        ys.append(y0 + dy)
         fluxes.append(flux * src.flux_ratio)
     if src.has_field_star:
         field_mag_r = src.mag_r - 2.5 * math.log10(src.field_flux_ratio)
         f_mag = float(band_magnitude(field_mag_r, src.field_color, f.wavelength_um))
         dx, dy = _offset_pix(src.field_separation, src.field_position_angle, scale)
-        xs.append(c + dx)
-        ys.append(c + dy)
+        xs.append(x0 + dx)
+        ys.append(y0 + dy)
         fluxes.append(10.0 ** (-0.4 * (f_mag - _MAG_ZP)))
 
     model = _render_model(n_pix, xs, ys, fluxes, sigma_pix)
@@ -685,7 +692,10 @@ def _base_header(src: _Source, survey: Survey, n_pix: int) -> fits.Header:
 
 
 def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int = 0,
-                 fov_arcsec: float = 10.0) -> tuple[np.ndarray, fits.Header, float]:
+                 fov_arcsec: float = 10.0, n_pix: int | None = None,
+                 pixel_scale_arcsec: float | None = None,
+                 center: tuple[float, float] | None = None,
+                 ) -> tuple[np.ndarray, fits.Header, float]:
     """Render one stamp exactly as `simulate_sky` writes it.
 
     Parameters
@@ -700,7 +710,18 @@ def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int 
     seed : int
         The simulation seed.
     fov_arcsec : float
-        Stamp side in arcseconds.
+        Stamp side in arcseconds (ignored when ``n_pix`` is given).
+    n_pix : int, optional
+        Stamp side in pixels, overriding ``stamp_size(survey, fov_arcsec)``.
+    pixel_scale_arcsec : float, optional
+        Pixel scale (arcsec/pixel), overriding the survey's native scale; the PSF FWHM in
+        arcseconds stays the band's, and the sky level is set for the new pixel grid as usual.
+    center : (float, float), optional
+        ICRS (RA, Dec) in degrees of the stamp centre (CRVAL), overriding the source position;
+        the source is then drawn at its tangent-plane offset from that centre. The random
+        stream still comes from the source, so any grid is deterministic.
+
+    With the three left at None the stamp is exactly the one `simulate_sky` writes.
 
     Returns
     -------
@@ -714,8 +735,26 @@ def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int 
     s = get_survey(survey)
     f = s.filter(filt)
     src = _Source.from_row(source)
-    n_pix = stamp_size(s, fov_arcsec)
-    return _render(src, s, s.filters.index(f), int(seed), n_pix, _base_header(src, s, n_pix))
+    if n_pix is None and pixel_scale_arcsec is None and center is None:
+        n_pix = stamp_size(s, fov_arcsec)
+        return _render(src, s, s.filters.index(f), int(seed), n_pix, _base_header(src, s, n_pix))
+    if n_pix is None:
+        n_pix = stamp_size(s, fov_arcsec)
+    n_pix = int(n_pix)
+    if n_pix < 1:
+        raise BinarycatError(f"n_pix must be a positive integer, not {n_pix!r}.")
+    scale = s.pixel_scale_arcsec if pixel_scale_arcsec is None else float(pixel_scale_arcsec)
+    if not (math.isfinite(scale) and scale > 0.0):
+        raise BinarycatError(f"pixel_scale_arcsec must be positive, not {pixel_scale_arcsec!r}.")
+    ra0, dec0 = (src.ra, src.dec) if center is None else (float(center[0]), float(center[1]))
+    w = _stamp_wcs(ra0, dec0, n_pix, scale)
+    offset = (0.0, 0.0)
+    if center is not None:
+        x, y = w.wcs_world2pix(src.ra, src.dec, 0)
+        c = (n_pix - 1) / 2.0
+        offset = (float(x) - c, float(y) - c)
+    return _render(src, s, s.filters.index(f), int(seed), n_pix, w.to_header(),
+                   scale=scale, offset=offset)
 
 
 def resolved_label(is_binary, separation_arcsec, fwhm_arcsec, companion_snr):

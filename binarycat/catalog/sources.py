@@ -55,6 +55,8 @@ def read_table(path: str | Path, *, format: str | None = None) -> Table:
             table = Table.read(path, format=fmt, converters={"*": [_as_str()]})
             for name in table.colnames:
                 table[name] = _maybe_numeric(table[name])
+        elif fmt == "parquet":
+            table = _read_parquet(path)
         else:
             table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for a bad file
@@ -62,6 +64,20 @@ def read_table(path: str | Path, *, format: str | None = None) -> Table:
     if len(table) == 0:
         raise BinarycatError(f"{path} holds no rows.")
     return table
+
+
+def _read_parquet(path: Path) -> Table:
+    """Parquet through pyarrow (astropy's reader needs pandas)."""
+    import pyarrow.parquet as pq
+
+    arrow = pq.read_table(path)
+    cols = {}
+    for name in arrow.column_names:
+        values = arrow.column(name).to_numpy(zero_copy_only=False)
+        if values.dtype == object:
+            values = np.array(["" if v is None else str(v) for v in values])
+        cols[name] = values
+    return Table(cols)
 
 
 def _as_str():

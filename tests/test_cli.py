@@ -101,6 +101,7 @@ def test_newer_catalogue_is_refused(tmp_path):
 
 def test_every_command_has_help_with_an_example():
     for cmd in (["init"], ["demo"], ["simulate"], ["ingest"], ["train"], ["predict"], ["evaluate"], ["crossmatch"],
+                ["fetch"], ["sources", "vizier"],
                 ["query"], ["surveys"], ["sources", "import"], ["label", "import"]):
         out = run(*cmd, "--help").stdout
         assert "Example" in out, cmd

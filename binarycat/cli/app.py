@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-sources_app = typer.Typer(help="Source catalogues: import from files.", no_args_is_help=True)
+sources_app = typer.Typer(help="Source catalogues: import from files or VizieR.", no_args_is_help=True)
 label_app = typer.Typer(help="Labels for training: import from files.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(label_app, name="label")
@@ -282,6 +282,32 @@ def sources_import(
                   f"(id={res.columns['id'] or 'row number'}, ra={res.columns['ra']}, dec={res.columns['dec']}).")
 
 
+@sources_app.command("vizier")
+def sources_vizier(
+    ctx: typer.Context,
+    catalog_id: str = typer.Argument(..., help="VizieR catalogue, e.g. J/AJ/144/192 or J/AJ/144/192/table4."),
+    ra: Optional[float] = typer.Option(None, help="Cone centre RA, degrees (with --dec and --radius)."),
+    dec: Optional[float] = typer.Option(None, help="Cone centre Dec, degrees."),
+    radius: Optional[float] = typer.Option(None, help="Cone radius, arcsec."),
+    table: Optional[str] = typer.Option(None, help="Sub-table \\[default: the largest with positions]."),
+    server: Optional[str] = typer.Option(None, help="VizieR mirror host\\[:port]."),
+    id_col: Optional[str] = typer.Option(None, help="Id column \\[default: found by name]."),
+    ra_col: Optional[str] = typer.Option(None, help="RA column \\[default: VizieR's _RAJ2000]."),
+    dec_col: Optional[str] = typer.Option(None, help="Dec column \\[default: VizieR's _DEJ2000]."),
+):
+    """Import a source list from VizieR through astroquery: a whole catalogue (every row) or a cone.
+
+    Example: [cyan]binarycat sources vizier J/AJ/113/1733/table1 --ra 83.82 --dec -5.39 --radius 600[/]
+    """
+    from binarycat.ingest.vizier import import_vizier
+
+    with _open(ctx, create=True) as cat:
+        res, table_name = import_vizier(cat, catalog_id, ra=ra, dec=dec, radius_arcsec=radius, table=table,
+                                        server=server, id_col=id_col, ra_col=ra_col, dec_col=dec_col)
+    console.print(f"{table_name}: {res.added} sources added, {res.existing} already present "
+                  f"(id={res.columns['id'] or 'row number'}, ra={res.columns['ra']}, dec={res.columns['dec']}).")
+
+
 @label_app.command("import")
 def label_import(
     ctx: typer.Context,
@@ -437,7 +463,7 @@ def crossmatch(
     radius: float = typer.Option(..., "--radius", "-r", min=0.0, help="Match radius, arcsec."),
     name: str = typer.Option("external", "--name", help="Name the pairs are stored under."),
     nearest: bool = typer.Option(False, "--nearest/--all", help="Nearest source per external row, or all pairs."),
-    id_col: Optional[str] = typer.Option(None, help="Id column [default: found by name]."),
+    id_col: Optional[str] = typer.Option(None, help="Id column \\[default: found by name]."),
     ra_col: Optional[str] = typer.Option(None, help="RA column."),
     dec_col: Optional[str] = typer.Option(None, help="Dec column."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the pairs here."),

@@ -27,7 +27,7 @@ class Bars:
     def __init__(self, enabled: bool | None = None):
         enabled = interactive() if enabled is None else enabled
         self.progress = (
-            Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+            Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
                      TimeElapsedColumn(), console=err_console, transient=False)
             if enabled else None
         )
@@ -50,7 +50,11 @@ class Bars:
             nonlocal task
             if task is None:
                 task = self.progress.add_task(stage, total=total)
-            self.progress.update(task, completed=done, total=total)
+            counts = next((r for r in rest if isinstance(r, dict)), None)
+            description = stage
+            if counts:
+                description += " " + " ".join(f"{k} {v}" for k, v in counts.items())
+            self.progress.update(task, completed=done, total=total, description=description)
 
         return update
 

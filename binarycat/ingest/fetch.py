@@ -244,7 +244,8 @@ def fetch_stamps(
     retries, backoff, timeout
         See `Hips2FitsFetcher`.
     progress : callable, optional
-        ``progress(sources_done, sources_total)``.
+        ``progress(sources_done, sources_total, counts)`` with counts of stored, not covered
+        and failed sources so far.
     """
     survey = get_survey(survey)
     bands = _filters(survey, filters)
@@ -330,7 +331,9 @@ def fetch_stamps(
             if len(pending_records) + len(pending_coverage) + len(pending_failures) >= BATCH:
                 flush()
             if progress:
-                progress(done, len(todo))
+                progress(done, len(todo), {"stored": report.stored + len(pending_records),
+                                           "not covered": report.not_covered,
+                                           "failed": len({f[0] for f in report.failures})})
     flush()
     report.requests = fetcher.requests
     report.seconds = time.perf_counter() - t0

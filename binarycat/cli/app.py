@@ -262,6 +262,12 @@ def fetch(
 
 
 # -- sources and labels ----------------------------------------------------------------------
+def _print_import(res, prefix: str = "") -> None:
+    cols = res.columns
+    console.print(f"{prefix}{res.added} sources added, {res.existing} already present "
+                  f"(id={cols['id'] or 'row number'}, ra={cols['ra']}, dec={cols['dec']}).")
+
+
 @sources_app.command("import")
 def sources_import(
     ctx: typer.Context,
@@ -278,8 +284,7 @@ def sources_import(
 
     with _open(ctx, create=True) as cat:
         res = import_sources(cat, file, id_col=id_col, ra_col=ra_col, dec_col=dec_col)
-    console.print(f"{res.added} sources added, {res.existing} already present "
-                  f"(id={res.columns['id'] or 'row number'}, ra={res.columns['ra']}, dec={res.columns['dec']}).")
+    _print_import(res)
 
 
 @sources_app.command("vizier")
@@ -304,8 +309,7 @@ def sources_vizier(
     with _open(ctx, create=True) as cat:
         res, table_name = import_vizier(cat, catalog_id, ra=ra, dec=dec, radius_arcsec=radius, table=table,
                                         server=server, id_col=id_col, ra_col=ra_col, dec_col=dec_col)
-    console.print(f"{table_name}: {res.added} sources added, {res.existing} already present "
-                  f"(id={res.columns['id'] or 'row number'}, ra={res.columns['ra']}, dec={res.columns['dec']}).")
+    _print_import(res, f"{table_name}: ")
 
 
 @label_app.command("import")

@@ -221,7 +221,7 @@ def fetch_stamps(
     retries: int = 4,
     backoff: float = 0.5,
     timeout: float = 30.0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> FetchReport:
     """Fetch, stack and store cutouts of the selected sources from one survey.
 

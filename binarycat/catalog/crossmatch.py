@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 from astropy.table import Table
 
-from binarycat.catalog.sources import _coordinates, find_columns, read_table
+from binarycat.catalog.sources import parse_coordinates, find_columns, read_table
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 
@@ -154,7 +154,7 @@ def _external_relation(con, source, id_col, ra_col, dec_col) -> str:
         return "_ext"
     table = source if isinstance(source, Table) else read_table(source)
     ident, ra_c, dec_c = find_columns(table, id_col, ra_col, dec_col)
-    ra, dec = _coordinates(table, ra_c, dec_c)
+    ra, dec = parse_coordinates(table, ra_c, dec_c)
     ids = [str(v).strip() for v in table[ident]] if ident else [str(i) for i in range(len(table))]
     import pyarrow as pa
 

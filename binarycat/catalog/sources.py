@@ -21,7 +21,9 @@ from binarycat.catalog.arrays import healpix_index
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 
-__all__ = ["ImportResult", "find_columns", "import_sources", "read_table", "source_positions"]
+__all__ = [
+    "ImportResult", "find_columns", "import_sources", "parse_coordinates", "read_table", "source_positions",
+]
 
 ID_NAMES = ("source_id", "id", "name", "objid", "obj_id", "object", "source", "designation",
             "tic", "ticid", "seq", "recno")
@@ -136,7 +138,9 @@ def find_columns(table: Table, id_col=None, ra_col=None, dec_col=None) -> tuple[
     return ident, ra, dec
 
 
-def _coordinates(table: Table, ra_col: str, dec_col: str) -> tuple[np.ndarray, np.ndarray]:
+def parse_coordinates(table: Table, ra_col: str, dec_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS degrees from two columns: numbers (degrees, or any angle unit the column carries) or
+    sexagesimal strings (RA in hours); every value checked for range and finiteness."""
     ra, dec = table[ra_col], table[dec_col]
     if ra.dtype.kind in "fiu" and dec.dtype.kind in "fiu":
         ra_deg = np.asarray(ra.quantity.to_value(u.deg) if ra.unit and ra.unit.physical_type == "angle"
@@ -224,7 +228,7 @@ def import_sources(
         origin = origin or str(table)
         table = read_table(table)
     ident, ra_c, dec_c = find_columns(table, id_col, ra_col, dec_col)
-    ra, dec = _coordinates(table, ra_c, dec_c)
+    ra, dec = parse_coordinates(table, ra_c, dec_c)
     if ident is None:
         ids = [f"{i:05d}" for i in range(len(table))]
     else:

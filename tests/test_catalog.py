@@ -79,5 +79,11 @@ def test_binary_flags_is_one_row_per_source_and_survey(catalog):
                         "values ('s1', ?, 'a', 'HST', ?, ?, 0.5)", [model, p, p >= 0.5])
             update_binary_flags(con, model, ["s1"])
     assert catalog.sql("select model_id, p_binary, flag from binary_flags").fetchall() == [("m2", 0.9, True)]
+    with catalog.transaction() as con:  # a second survey, single
+        con.execute("insert into predictions (stamp_id, model_id, source_id, survey, p_binary, flag, threshold) "
+                    "values ('s2', 'm2', 'a', '2MASS', 0.1, false, 0.5)")
+        update_binary_flags(con, "m2", ["s2"])
+    row = catalog.sql("select n_surveys, n_surveys_binary, binary_in, p_binary from source_flags").fetchall()
+    assert row == [(2, 1, "HST", {"2MASS": 0.1, "HST": 0.9})]
     with pytest.raises(duckdb.Error):  # the primary key keeps it one row per (source, survey)
         catalog.sql("insert into binary_flags values ('a', 'HST', 1, 1, true, 0.5, 'm3', 's1', now())")

@@ -97,6 +97,10 @@ def test_prediction_fills_binary_flags_for_every_stamp(trained):
     assert len(rows) == n_stamps
     assert all(0.0 <= p <= 1.0 and f == (p >= t) for p, f, t in rows)
     assert cat.sql("select count(*) from binary_flags").fetchone()[0] == n_stamps
+    summary = cat.sql("select source_id, n_surveys, n_surveys_binary from source_flags order by 1").fetchall()
+    expected = cat.sql("select source_id, count(*), count(*) filter (where flag) from binary_flags "
+                       "group by 1 order by 1").fetchall()
+    assert summary == expected and len(summary) == cat.sql("select count(distinct source_id) from stamps").fetchone()[0]
     predict_stamps(cat, result.model_id)  # again: replaces, never duplicates
     assert cat.sql("select count(*) from predictions").fetchone()[0] == n_stamps
 

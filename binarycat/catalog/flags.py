@@ -1,9 +1,14 @@
-"""The ``binary_flags`` table: the latest prediction per source and survey, kept at write time.
+"""``binary_flags`` and ``source_flags``: the latest predictions, kept at write time.
 
-Every prediction that is written also updates ``binary_flags`` in the same transaction, so
-queries read one row per (source, survey) instead of ranking the whole prediction history.
-"Latest" is the prediction written last; among predictions written together, the newest
-``created_at``, then the highest model id, then the lowest stamp id.
+Every prediction that is written also updates, in the same transaction,
+
+- ``binary_flags``: one row per (source, survey), the latest prediction;
+- ``source_flags``: one row per source, how many surveys flag it, which, and a map of the
+  latest ``p_binary`` per survey,
+
+so queries read one row per (source, survey) or per source instead of ranking the whole
+prediction history. "Latest" is the prediction written last; among predictions written
+together, the newest ``created_at``, then the highest model id, then the lowest stamp id.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
                            ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1
 """
 
+_SUMMARY = """
+SELECT source_id, any_value(ra), any_value(dec), count(*), count(*) FILTER (WHERE flag),
+       coalesce(array_to_string(list_sort(list(survey) FILTER (WHERE flag)), ','), ''),
+       map_from_entries(list(struct_pack(k := survey, v := p_binary)))
+FROM binary_flags
+{where}
+GROUP BY source_id
+"""
+
 
 def update_binary_flags(con, model_id: str, stamp_ids: list[str]) -> None:
     """Make the given new predictions of ``model_id`` the flags of their (source, survey).
@@ -31,11 +45,19 @@ def update_binary_flags(con, model_id: str, stamp_ids: list[str]) -> None:
         + _LATEST.format(where="WHERE p.model_id = ? AND p.stamp_id IN (SELECT unnest(?))"),
         [model_id, list(stamp_ids)],
     )
+    con.execute(
+        "INSERT OR REPLACE INTO source_flags "
+        + _SUMMARY.format(where="WHERE source_id IN (SELECT DISTINCT source_id FROM predictions "
+                                "WHERE model_id = ? AND stamp_id IN (SELECT unnest(?)))"),
+        [model_id, list(stamp_ids)],
+    )
 
 
 def rebuild_binary_flags(catalog: Catalog) -> int:
-    """Recompute ``binary_flags`` from the whole prediction history (after bulk loads or deletes)."""
+    """Recompute both tables from the whole prediction history (after bulk loads or deletes)."""
     with catalog.transaction() as con:
         con.execute("DELETE FROM binary_flags")
         con.execute("INSERT INTO binary_flags " + _LATEST.format(where=""))
+        con.execute("DELETE FROM source_flags")
+        con.execute("INSERT INTO source_flags " + _SUMMARY.format(where=""))
     return catalog.table_count("binary_flags")

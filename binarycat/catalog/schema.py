@@ -148,6 +148,23 @@ FROM predictions p JOIN sources s USING (source_id)
 QUALIFY row_number() OVER (PARTITION BY p.source_id, p.survey
                            ORDER BY p.created_at DESC, p.model_id DESC, p.stamp_id) = 1;
 
+-- one row per source with predictions: the flags of binary_flags summed up, kept at write
+-- time with binary_flags, so a query over candidates reads one row per source
+CREATE TABLE IF NOT EXISTS source_flags (
+    source_id        VARCHAR PRIMARY KEY,
+    ra               DOUBLE,
+    dec              DOUBLE,
+    n_surveys        INTEGER NOT NULL,         -- surveys with a prediction
+    n_surveys_binary INTEGER NOT NULL,         -- surveys whose latest prediction says binary
+    binary_in        VARCHAR,                  -- those surveys, comma-separated, A-Z
+    p_binary         MAP(VARCHAR, DOUBLE)      -- survey -> latest p_binary
+);
+INSERT OR REPLACE INTO source_flags
+SELECT source_id, any_value(ra), any_value(dec), count(*), count(*) FILTER (WHERE flag),
+       coalesce(array_to_string(list_sort(list(survey) FILTER (WHERE flag)), ','), ''),
+       map_from_entries(list(struct_pack(k := survey, v := p_binary)))
+FROM binary_flags GROUP BY source_id;
+
 -- what a survey service answered about a source: covered or not (a blank cutout)
 CREATE TABLE IF NOT EXISTS coverage (
     source_id  VARCHAR NOT NULL,

@@ -1,5 +1,5 @@
 -- Sources flagged as a visual binary in at least one survey, by the latest prediction per
--- source and survey (the binary_flags table). One p_binary column per survey that has
+-- source and survey (binary_flags, summed up per source in source_flags). One p_binary column per survey that has
 -- predictions (p_<survey>, NULL where the source has no prediction in that survey), how many
 -- surveys flag it, which (binary_in, comma-separated, A-Z), and the position.
 -- Most flagging surveys first, then source_id.
@@ -11,23 +11,22 @@ WITH params AS (
                                     || getvariable('min_surveys')::VARCHAR))
            END) AS min_surveys
 ),
--- Speed (benchmarks/bench_candidates_query.py): the flagged rows are grouped first; the PIVOT
--- then sees only the rows of flagged sources.
-flagged AS MATERIALIZED (
-    SELECT source_id, count(*) AS n_surveys_binary, list_sort(list(survey)) AS binary_in
-    FROM binary_flags
-    WHERE flag
-    GROUP BY source_id
-    HAVING count(*) >= (SELECT min_surveys FROM params)
+-- Speed (benchmarks/bench_candidates_query.py): source_flags holds one row per source with
+-- its flag count and a map survey -> p_binary, kept at write time; only the candidates' map
+-- entries are pivoted.
+candidates AS MATERIALIZED (
+    SELECT source_id, ra, dec, n_surveys_binary, binary_in, p_binary
+    FROM source_flags
+    WHERE n_surveys_binary >= (SELECT min_surveys FROM params)
 ),
 probabilities AS (
-    PIVOT (SELECT source_id, ra, dec, 'p_' || survey AS p_column, p_binary
-           FROM binary_flags SEMI JOIN flagged USING (source_id))
+    PIVOT (SELECT source_id, 'p_' || unnest(map_keys(p_binary)) AS p_column,
+                  unnest(map_values(p_binary)) AS p
+           FROM candidates)
     ON p_column IN (SELECT DISTINCT 'p_' || survey FROM binary_flags ORDER BY 1)
-    USING first(p_binary) GROUP BY source_id, ra, dec
+    USING first(p) GROUP BY source_id
 )
-SELECT p.source_id, p.ra, p.dec, f.n_surveys_binary, array_to_string(f.binary_in, ',') AS binary_in,
-       p.* EXCLUDE (source_id, ra, dec)
-FROM flagged f
+SELECT c.source_id, c.ra, c.dec, c.n_surveys_binary, c.binary_in, p.* EXCLUDE (source_id)
+FROM candidates c
 JOIN probabilities p USING (source_id)
-ORDER BY f.n_surveys_binary DESC, p.source_id
+ORDER BY c.n_surveys_binary DESC, c.source_id

@@ -47,6 +47,7 @@ __all__ = [
     "stamp_id_for",
     "store_stamps",
     "write_array_shard",
+    "write_table_atomic",
     "read_array_shard",
 ]
 
@@ -157,10 +158,16 @@ def write_array_shard(path: Path, hashes: Sequence[str], arrays: Sequence[np.nda
         ],
         schema=_SHARD_SCHEMA,
     )
-    opts = {**PARQUET_OPTIONS, **options}
+    write_table_atomic(table, path, **{**PARQUET_OPTIONS, **options})
+
+
+def write_table_atomic(table: pa.Table, path: Path, **options) -> None:
+    """Write an Arrow table to a new Parquet file: temporary name, fsync, rename, fsync dir."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
     try:
-        pq.write_table(table, tmp, **opts)
+        pq.write_table(table, tmp, **options)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -321,14 +328,15 @@ def load_stamp_arrays(catalog: Catalog, stamp_ids: Sequence[str]) -> list[np.nda
 
 
 def orphan_shards(catalog: Catalog) -> list[Path]:
-    """Shard files (and leftover temporary files) that no ``stamps`` row points at."""
-    referenced = {s for (s,) in catalog.sql("select distinct shard from stamps").fetchall()}
-    root = catalog.resolve(STAMP_DIR)
+    """Shard files (and leftover temporary files) that no ``stamps`` or ``lightcurves`` row
+    points at."""
     out = []
-    for p in sorted(root.rglob("*.parquet")):
-        rel = p.relative_to(catalog.path).as_posix()
-        if p.name.startswith(TMP_PREFIX) or rel not in referenced:
-            out.append(p)
+    for directory, table in ((STAMP_DIR, "stamps"), ("lightcurves", "lightcurves")):
+        referenced = {s for (s,) in catalog.sql(f"select distinct shard from {table}").fetchall()}
+        for p in sorted(catalog.resolve(directory).rglob("*.parquet")):
+            rel = p.relative_to(catalog.path).as_posix()
+            if p.name.startswith(TMP_PREFIX) or rel not in referenced:
+                out.append(p)
     return out
 
 

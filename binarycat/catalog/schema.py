@@ -7,7 +7,7 @@ one is brought up to date by running the `MIGRATIONS` after its version in order
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -197,7 +197,74 @@ CREATE TABLE IF NOT EXISTS crossmatch_runs (
 );
 """
 
-# MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
-MIGRATIONS: dict[int, str] = {1: _V2}
 
-CREATE_STATEMENTS = _V1 + _V2
+_V3 = """
+-- one TESS sector of one target; the arrays (TIME, PDCSAP_FLUX, PDCSAP_FLUX_ERR, QUALITY)
+-- live in lightcurves/hpx5=NNNNN/*.parquet like the stamps
+CREATE TABLE IF NOT EXISTS lightcurves (
+    lightcurve_id      VARCHAR PRIMARY KEY,  -- 'TIC<tic_id>-s<sector, 4 digits>'
+    tic_id             BIGINT NOT NULL,
+    sector             INTEGER NOT NULL,
+    source_id          VARCHAR,              -- nearest catalogue source within the match radius
+    match_sep_arcsec   DOUBLE,
+    n_sources_in_pixel INTEGER,              -- catalogue sources within one TESS pixel (21")
+    blended            BOOLEAN,              -- more than one: the flux is shared
+    ra                 DOUBLE NOT NULL,      -- RA_OBJ, DEC_OBJ: ICRS degrees
+    dec                DOUBLE NOT NULL,
+    healpix            BIGINT NOT NULL,
+    tessmag            DOUBLE,
+    camera             INTEGER,
+    ccd                INTEGER,
+    n_points           INTEGER NOT NULL,
+    n_good             INTEGER NOT NULL,     -- QUALITY == 0 with finite TIME and flux
+    time_start         DOUBLE,               -- BTJD days
+    time_stop          DOUBLE,
+    content_hash       VARCHAR NOT NULL,     -- sha256 of the four arrays
+    shard              VARCHAR NOT NULL,
+    shard_row          INTEGER NOT NULL,
+    origin             VARCHAR,
+    created_at         TIMESTAMP DEFAULT current_timestamp,
+    UNIQUE (tic_id, sector)
+);
+
+-- eclipsing-binary labels are per star (TIC), whatever the sector
+CREATE TABLE IF NOT EXISTS eb_labels (
+    tic_id     BIGINT NOT NULL,
+    label      TINYINT NOT NULL CHECK (label IN (0, 1)),
+    kind       VARCHAR,                      -- EA, EB, EW, or what the star is instead
+    labeller   VARCHAR NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (tic_id, labeller)
+);
+
+CREATE OR REPLACE VIEW latest_eb_labels AS
+SELECT tic_id, label, kind, labeller, created_at
+FROM eb_labels
+QUALIFY row_number() OVER (PARTITION BY tic_id ORDER BY created_at DESC, labeller) = 1;
+
+CREATE TABLE IF NOT EXISTS eb_splits (
+    model_id VARCHAR NOT NULL,
+    tic_id   BIGINT NOT NULL,
+    split    VARCHAR NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+    PRIMARY KEY (model_id, tic_id)
+);
+
+CREATE TABLE IF NOT EXISTS eb_predictions (
+    lightcurve_id    VARCHAR NOT NULL,
+    model_id         VARCHAR NOT NULL,
+    tic_id           BIGINT NOT NULL,
+    sector           INTEGER NOT NULL,
+    source_id        VARCHAR,
+    p_binary         DOUBLE NOT NULL CHECK (p_binary BETWEEN 0 AND 1),  -- P(eclipsing binary)
+    flag             BOOLEAN NOT NULL,
+    threshold        DOUBLE NOT NULL,
+    best_period_days DOUBLE,                 -- GLS peak
+    created_at       TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (lightcurve_id, model_id)
+);
+"""
+
+# MIGRATIONS[v] upgrades a catalogue from version v to v + 1.
+MIGRATIONS: dict[int, str] = {1: _V2, 2: _V3}
+
+CREATE_STATEMENTS = _V1 + _V2 + _V3

@@ -33,6 +33,6 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[tor
     except Exception as exc:
         raise BinarycatError(f"Checkpoint {path} cannot be read: {str(exc).splitlines()[0]}") from None
     config = blob["config"]
-    model = build(config["arch"], in_channels=1, num_classes=2)
+    model = build(config["arch"], **config.get("arch_kwargs", {"in_channels": 1, "num_classes": 2}))
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), config

@@ -52,7 +52,8 @@ def classification_report(y_true, y_pred, class_names=CLASS_NAMES) -> dict:
 def format_report(report: dict) -> str:
     """The report as the familiar fixed-width text table."""
     lines = [f"{'':>14} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}", ""]
-    for name in CLASS_NAMES:
+    names = [k for k, v in report.items() if isinstance(v, dict) and k not in ("macro avg", "weighted avg")]
+    for name in names:
         r = report[name]
         lines.append(f"{name:>14} {r['precision']:9.2f} {r['recall']:9.2f} {r['f1']:9.2f} {r['support']:9d}")
     lines.append("")

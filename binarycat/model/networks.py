@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet34
 
-__all__ = ["stamp_resnet34"]
+__all__ = ["ARCHITECTURES", "build", "calnet", "stamp_resnet34"]
 
 
 def stamp_resnet34(in_channels: int = 1, num_classes: int = 2) -> nn.Module:
@@ -21,7 +21,14 @@ def stamp_resnet34(in_channels: int = 1, num_classes: int = 2) -> nn.Module:
     return model
 
 
-ARCHITECTURES = {"resnet34": stamp_resnet34}
+def calnet(width: int = 16, dropout: float = 0.3) -> nn.Module:
+    """The CALNet light-curve classifier (see `binarycat.model.calnet`)."""
+    from binarycat.model.calnet import CALNet
+
+    return CALNet(width=width, dropout=dropout)
+
+
+ARCHITECTURES = {"resnet34": stamp_resnet34, "calnet": calnet}
 
 
 def build(arch: str, **kwargs) -> torch.nn.Module:

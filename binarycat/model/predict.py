@@ -30,14 +30,15 @@ class PredictResult:
     seconds: float
 
 
-def model_row(catalog: Catalog, model_id: str | None = None) -> dict:
-    """The ``models`` row of ``model_id``, or of the newest stamp classifier."""
+def model_row(catalog: Catalog, model_id: str | None = None, *, kind: str = MODEL_KIND) -> dict:
+    """The ``models`` row of ``model_id``, or of the newest model of ``kind``."""
     if model_id is None:
         row = catalog.sql(
-            "select * from models where kind = ? order by created_at desc limit 1", [MODEL_KIND]
+            "select * from models where kind = ? order by created_at desc limit 1", [kind]
         ).fetchone()
         if row is None:
-            raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
+            command = "eb train" if kind != MODEL_KIND else "train"
+            raise BinarycatError(f"No trained model in the catalogue; run `binarycat {command}` first.")
     else:
         row = catalog.sql("select * from models where model_id = ?", [model_id]).fetchone()
         if row is None:

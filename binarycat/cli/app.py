@@ -396,29 +396,49 @@ def predict(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest of each kind]."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
     """Show a model's classification report on its held-out test split, overall and per survey.
 
+    Without --model, the newest stamp classifier and the newest eclipsing-binary model (CALNet,
+    survey TESS) are both shown, when they exist.
+
     Example: [cyan]binarycat evaluate --format json[/]
     """
+    from binarycat.model.eb_train import EB_MODEL_KIND
     from binarycat.model.metrics import format_report
-    from binarycat.model.predict import model_row
+    from binarycat.model.predict import MODEL_KIND, model_row
 
     with Catalog(_catalog_dir(ctx), create=False, read_only=True) as cat:
-        row = model_row(cat, model)
-    metrics = row["metrics"]
+        if model:
+            rows = [model_row(cat, model)]
+        else:
+            rows = []
+            for kind in (MODEL_KIND, EB_MODEL_KIND):
+                try:
+                    rows.append(model_row(cat, kind=kind))
+                except BinarycatError:
+                    pass
+            if not rows:
+                raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
     if fmt == "json":
-        print(json.dumps({"model_id": row["model_id"], "test": metrics["test"],
-                          "test_per_survey": metrics["test_per_survey"]}, indent=1))
+        out = [{"model_id": r["model_id"], "kind": r["kind"], "test": r["metrics"]["test"],
+                "test_per_survey": r["metrics"].get("test_per_survey", {}),
+                "threshold": r["metrics"].get("threshold")} for r in rows]
+        print(json.dumps(out[0] if model else out, indent=1))
         return
-    console.print(f"[bold]{row['model_id']}[/] trained on {', '.join(row['surveys'])}: "
-                  f"{metrics['n_test']} test stamps, best epoch {metrics['best_epoch']}")
-    console.print(format_report(metrics["test"]), highlight=False)
-    for survey, rep in metrics["test_per_survey"].items():
-        console.print(f"\n[bold]{survey}[/]")
-        console.print(format_report(rep), highlight=False)
+    for row in rows:
+        metrics = row["metrics"]
+        unit = "light curves" if row["kind"] == EB_MODEL_KIND else "stamps"
+        console.print(f"[bold]{row['model_id']}[/] ({row['kind']}) trained on {', '.join(row['surveys'])}: "
+                      f"{metrics['n_test']} test {unit}, best epoch {metrics['best_epoch']}"
+                      + (f", threshold {metrics['threshold']:.3f}" if metrics.get("threshold") is not None else ""))
+        console.print(format_report(metrics["test"]), highlight=False)
+        for survey, rep in metrics.get("test_per_survey", {}).items():
+            console.print(f"\n[bold]{survey}[/]")
+            console.print(format_report(rep), highlight=False)
+        console.print()
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -507,5 +527,4 @@ def main() -> None:
         render.fail("Interrupted; everything committed so far is kept.", code=130)
 
 
-if __name__ == "__main__":
-    main()
+from binarycat.cli import eb_cmds as _eb_cmds  # noqa: E402,F401  (registers eb train|predict)

@@ -1,5 +1,6 @@
--- Sources flagged as a visual binary in at least one survey, by the latest prediction per
--- source and survey (binary_flags, summed up per source in source_flags). One p_binary column per survey that has
+-- Sources flagged as a binary in at least one survey (a visual binary in an imaging survey,
+-- an eclipsing binary in TESS), by the latest prediction per source and survey
+-- (binary_flags, summed up per source in source_flags). One p_binary column per survey that has
 -- predictions (p_<survey>, NULL where the source has no prediction in that survey), how many
 -- surveys flag it, which (binary_in, comma-separated, A-Z), and the position.
 -- Most flagging surveys first, then source_id.

@@ -1,0 +1,139 @@
+"""Eclipsing-binary workflows: stored light curves -> CALNet inputs -> training, prediction.
+
+Like `binarycat.pipeline`, this module sits between ``cli`` and the packages: it is the one
+place that joins the light-curve preprocessing (``ingest``) with the periodogram kernel and
+the network (``model``), which do not import each other.
+
+Examples
+--------
+>>> from binarycat.catalog.store import Catalog                        # doctest: +SKIP
+>>> from binarycat.eb_pipeline import train_eb, predict_eb             # doctest: +SKIP
+>>> cat = Catalog("my-catalog")                                        # doctest: +SKIP
+>>> result = train_eb(cat)                                             # doctest: +SKIP
+>>> predict_eb(cat).n_eclipsing                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from binarycat.catalog.lightcurve_store import load_lightcurves
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+from binarycat.ingest.lightcurve_prep import PREPROCESSING_VERSION, describe, preprocess_lightcurve
+from binarycat.model.eb_data import EBFeatures
+from binarycat.model.eb_train import (EBPredictResult, EBTrainConfig, EBTrainResult, load_eb_model,
+                                      predict_eclipsing, train_eb_classifier)
+from binarycat.model.periodogram import CALNET_PERIODS, calnet_periodogram
+
+__all__ = ["FeatureFailures", "lightcurve_features", "predict_eb", "train_eb"]
+
+CHUNK = 128
+
+
+@dataclass
+class FeatureFailures:
+    """Light curves that could not be prepared, with the reason (``(lightcurve_id, reason)``)."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+
+def lightcurve_features(
+    catalog: Catalog, lightcurve_ids: list[str] | None = None, *, labelled_only: bool = False,
+    progress: Callable[[int, int], object] | None = None,
+) -> tuple[EBFeatures, FeatureFailures]:
+    """Preprocess stored light curves and compute their GLS periodograms.
+
+    Parameters
+    ----------
+    lightcurve_ids : list of str, optional
+        Which light curves; default all (or all with an eclipsing-binary label).
+    labelled_only : bool
+        Keep only light curves whose star has a label in ``latest_eb_labels``.
+
+    Returns
+    -------
+    (EBFeatures, FeatureFailures)
+        Features in catalogue order (``tic_id``, ``sector``), labels from ``latest_eb_labels``
+        (-1 where none); curves too short to prepare are listed in the failures.
+    """
+    rows = catalog.sql(
+        f"""select l.lightcurve_id, l.tic_id, coalesce(b.label, -1)
+            from lightcurves l left join latest_eb_labels b using (tic_id)
+            where {'b.label is not null' if labelled_only else 'true'}
+              and (? or l.lightcurve_id in (select unnest(?)))
+            order by l.tic_id, l.sector""",
+        [lightcurve_ids is None, list(lightcurve_ids or [])],
+    ).fetchall()
+    ids, tics, labels, lcs, pgs, periods = [], [], [], [], [], []
+    failures = FeatureFailures()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        for (lid, tic, label), arrays in zip(chunk, load_lightcurves(catalog, [r[0] for r in chunk])):
+            try:
+                prep = preprocess_lightcurve(arrays.time, arrays.flux, arrays.quality, arrays.flux_err)
+            except BinarycatError as exc:
+                failures.items.append((lid, str(exc)))
+                continue
+            power = calnet_periodogram(prep.points_time, prep.points_flux, prep.points_flux_err)
+            ids.append(lid)
+            tics.append(tic)
+            labels.append(label)
+            lcs.append(prep.flux)
+            pgs.append(power)
+            periods.append(float(CALNET_PERIODS[int(np.argmax(power))]))
+        if progress:
+            progress(min(start + CHUNK, len(rows)), len(rows))
+    n_lc, n_pg = 4000, len(CALNET_PERIODS)
+    features = EBFeatures(
+        ids, np.asarray(tics, np.int64),
+        np.stack(lcs) if lcs else np.zeros((0, n_lc), np.float32),
+        np.stack(pgs) if pgs else np.zeros((0, n_pg), np.float32),
+        np.asarray(periods), np.asarray(labels, np.int64),
+    )
+    return features, failures
+
+
+def _preprocessing() -> dict:
+    return {"version": PREPROCESSING_VERSION, **describe(), "periodogram": "gls-zk09-calnet-periods-minmax"}
+
+
+def train_eb(
+    catalog: Catalog, config: EBTrainConfig | None = None, *, device: str | None = None,
+    features: EBFeatures | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+    prepare_progress: Callable[[int, int], object] | None = None,
+) -> tuple[EBTrainResult, FeatureFailures]:
+    """Prepare every labelled light curve and train CALNet on them (see
+    `binarycat.model.eb_train.train_eb_classifier`)."""
+    failures = FeatureFailures()
+    if features is None:
+        features, failures = lightcurve_features(catalog, labelled_only=True, progress=prepare_progress)
+    if len(features) == 0:
+        raise BinarycatError(
+            "No labelled light curves to train on; ingest light curves and import eclipsing-binary "
+            "labels (a file with tic_id and label columns) first.")
+    result = train_eb_classifier(catalog, features, config, preprocessing=_preprocessing(),
+                                 device=device, progress=progress)
+    return result, failures
+
+
+def predict_eb(
+    catalog: Catalog, model_id: str | None = None, *, lightcurve_ids: list[str] | None = None,
+    threshold: float | None = None, device: str | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> tuple[EBPredictResult, FeatureFailures]:
+    """Predict every stored light curve (or the given ones) with a CALNet model and store the
+    results in ``eb_predictions`` and the TESS rows of ``binary_flags``."""
+    model, config, row, dev = load_eb_model(catalog, model_id, device)
+    prep = config.get("preprocessing", {}).get("version")
+    if prep and prep != PREPROCESSING_VERSION:
+        raise BinarycatError(
+            f"Model {row['model_id']} was trained on preprocessing {prep}, this binarycat makes "
+            f"{PREPROCESSING_VERSION}; train a new model.")
+    features, failures = lightcurve_features(catalog, lightcurve_ids, progress=progress)
+    result = predict_eclipsing(catalog, features, model, config, row["model_id"], dev, threshold=threshold)
+    return result, failures

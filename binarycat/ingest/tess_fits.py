@@ -229,8 +229,12 @@ def write_spoc_lightcurve(path: str | Path, lc: TessLightCurve, *, overwrite: bo
     aperture = fits.ImageHDU(np.full((11, 11), 1, np.int32), name="APERTURE")
     aperture.data[4:7, 4:7] |= 2
     hdul = fits.HDUList([fits.PrimaryHDU(header=primary), table, aperture])
+    # CHECKSUM/DATASUM with a fixed comment: astropy's default comment holds the time of
+    # writing, which would make two runs with the same seed differ byte for byte.
+    for hdu in hdul:
+        hdu.add_checksum(when="HDU checksum")
     tmp = path.with_name(f".tmp-{path.name}")
-    hdul.writeto(tmp, overwrite=True, checksum=True)
+    hdul.writeto(tmp, overwrite=True)
     if path.exists() and not overwrite:
         tmp.unlink()
         raise FileExistsError(path)

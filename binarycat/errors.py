@@ -29,3 +29,15 @@ class BadFitsError(BinarycatError):
 
 class QueryError(BinarycatError):
     """A query that DuckDB rejected, or one that tried to change a read-only catalogue."""
+
+
+class LightCurveTooShortError(BinarycatError):
+    """A light curve with no stretch between gaps long enough to preprocess."""
+
+    def __init__(self, longest, min_segment, max_gap_days):
+        self.longest = int(longest)
+        self.min_segment = int(min_segment)
+        self.max_gap_days = float(max_gap_days)
+        super().__init__(
+            f"The light curve is too short: its longest stretch without a gap over {self.max_gap_days:g} d "
+            f"has {self.longest} good points, fewer than the {self.min_segment} needed.")

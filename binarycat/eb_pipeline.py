@@ -25,11 +25,12 @@ from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.ingest.lightcurve_prep import PREPROCESSING_VERSION, describe, preprocess_lightcurve
 from binarycat.model.eb_data import EBFeatures
-from binarycat.model.eb_train import (EBPredictResult, EBTrainConfig, EBTrainResult, load_eb_model,
+from binarycat.model.eb_train import (EB_CLASS_NAMES, EBPredictResult, EBTrainConfig, EBTrainResult, load_eb_model,
                                       predict_eclipsing, train_eb_classifier)
+from binarycat.model.metrics import classification_report
 from binarycat.model.periodogram import CALNET_PERIODS, calnet_periodogram
 
-__all__ = ["FeatureFailures", "lightcurve_features", "predict_eb", "train_eb"]
+__all__ = ["EBEvaluation", "FeatureFailures", "evaluate_eb", "lightcurve_features", "predict_eb", "train_eb"]
 
 CHUNK = 128
 
@@ -123,17 +124,69 @@ def train_eb(
 
 def predict_eb(
     catalog: Catalog, model_id: str | None = None, *, lightcurve_ids: list[str] | None = None,
-    threshold: float | None = None, device: str | None = None,
+    threshold: float | None = None, device: str | None = None, features: EBFeatures | None = None,
     progress: Callable[[int, int], object] | None = None,
 ) -> tuple[EBPredictResult, FeatureFailures]:
-    """Predict every stored light curve (or the given ones) with a CALNet model and store the
-    results in ``eb_predictions`` and the TESS rows of ``binary_flags``."""
+    """Predict every stored light curve (or the given ones, or the prepared ``features``) with a
+    CALNet model and store the results in ``eb_predictions`` and the TESS rows of
+    ``binary_flags``."""
     model, config, row, dev = load_eb_model(catalog, model_id, device)
     prep = config.get("preprocessing", {}).get("version")
     if prep and prep != PREPROCESSING_VERSION:
         raise BinarycatError(
             f"Model {row['model_id']} was trained on preprocessing {prep}, this binarycat makes "
             f"{PREPROCESSING_VERSION}; train a new model.")
-    features, failures = lightcurve_features(catalog, lightcurve_ids, progress=progress)
+    failures = FeatureFailures()
+    if features is None:
+        features, failures = lightcurve_features(catalog, lightcurve_ids, progress=progress)
     result = predict_eclipsing(catalog, features, model, config, row["model_id"], dev, threshold=threshold)
     return result, failures
+
+
+@dataclass
+class EBEvaluation:
+    """A CALNet model measured on labelled light curves it never saw in training or validation.
+
+    Attributes
+    ----------
+    model_id : str
+    report : dict
+        `binarycat.model.metrics.classification_report` at the model's threshold.
+    threshold : float
+    lightcurve_id, tic_id, p_binary, label : sequences
+        What was measured, one per light curve.
+    """
+
+    model_id: str
+    report: dict
+    threshold: float
+    lightcurve_id: list = field(default_factory=list)
+    tic_id: np.ndarray = None
+    p_binary: np.ndarray = None
+    label: np.ndarray = None
+
+
+def evaluate_eb(
+    catalog: Catalog, model_id: str | None = None, *, device: str | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> EBEvaluation:
+    """Predict and score every labelled light curve whose star was not in the model's train or
+    validation split: its test split plus anything labelled since (a freshly simulated set,
+    a new sector). Predictions are stored as by `predict_eb`."""
+    model, config, row, dev = load_eb_model(catalog, model_id, device)
+    held_out = [lid for (lid,) in catalog.sql(
+        """select l.lightcurve_id from lightcurves l join latest_eb_labels b using (tic_id)
+           where l.tic_id not in (select tic_id from eb_splits where model_id = ? and split <> 'test')
+           order by l.tic_id, l.sector""", [row["model_id"]]).fetchall()]
+    if not held_out:
+        raise BinarycatError(f"No labelled light curves outside the training data of {row['model_id']}.")
+    features, _ = lightcurve_features(catalog, held_out, progress=progress)
+    predict_eclipsing(catalog, features, model, config, row["model_id"], dev)
+    p = np.array([v for (v,) in catalog.sql(
+        "select p.p_binary from (select unnest(?) as lightcurve_id, generate_subscripts(?, 1) as i) f "
+        "join eb_predictions p on p.lightcurve_id = f.lightcurve_id and p.model_id = ? order by f.i",
+        [features.lightcurve_id, features.lightcurve_id, row["model_id"]]).fetchall()])
+    threshold = float(config.get("threshold", 0.5))
+    report = classification_report(features.label, p >= threshold, EB_CLASS_NAMES)
+    return EBEvaluation(row["model_id"], report, threshold, features.lightcurve_id, features.tic_id, p,
+                        features.label)

@@ -102,15 +102,22 @@ def test_newer_catalogue_is_refused(tmp_path):
 def test_every_command_has_help_with_an_example():
     for cmd in (["init"], ["demo"], ["simulate"], ["ingest"], ["train"], ["predict"], ["evaluate"], ["crossmatch"],
                 ["fetch"], ["sources", "vizier"],
-                ["query"], ["surveys"], ["sources", "import"], ["label", "import"]):
+                ["query"], ["surveys"], ["sources", "import"], ["label", "import"],
+                ["eb", "train"], ["eb", "predict"], ["eb", "evaluate"], ["lightcurves", "ingest"],
+                ["lightcurves", "fetch"]):
         out = run(*cmd, "--help").stdout
         assert "Example" in out, cmd
 
 
 def test_demo_runs_end_to_end_small(tmp_path):
     proc = run("--catalog", tmp_path / "cat", "demo", "--data-dir", tmp_path / "sim", "--sources", 30,
-               "--epochs", 1)
+               "--epochs", 1, "--lightcurves", 60, "--eb-epochs", 1)
     assert "Test-split classification report" in proc.stdout
+    assert "Eclipsing binaries: test-split report" in proc.stdout and "Candidate triples" in proc.stdout
+    assert len(list((tmp_path / "sim" / "tess").glob("*-s_lc.fits"))) > 0
+    out = run("--catalog", tmp_path / "cat", "query",
+              "select count(*) as n from binary_flags where survey = 'TESS'", "-f", "json").stdout
+    assert json.loads(out)[0]["n"] > 0
     assert "Binary candidates across surveys" in proc.stdout or "candidates" in proc.stdout
     out = run("--catalog", tmp_path / "cat", "query", "select count(*) as n from binary_flags", "-f", "json").stdout
     assert json.loads(out)[0]["n"] > 0

@@ -106,13 +106,18 @@ def demo(
     n_sources: int = typer.Option(240, "--sources", "-n", min=30, help="Simulated sources."),
     seed: int = typer.Option(0, help="Seed of the simulated sky, the split and the training."),
     epochs: int = typer.Option(20, help="Training epochs at most (early stopping on validation F1)."),
+    lightcurves: int = typer.Option(300, min=0, help="Labelled TESS field stars simulated to train CALNet "
+                                                     "(0: no eclipsing-binary part)."),
+    eb_epochs: int = typer.Option(15, min=1, help="CALNet training epochs at most."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
 ):
     """Run the whole road on simulated data and show the binary candidates.
 
     Simulates an Orion-like catalogue seen by 2MASS, Pan-STARRS, SDSS9 and HST, ingests and
     stacks the per-filter FITS stamps, labels them from the simulator's truth, trains a
-    ResNet34, predicts every stamp and runs the named query `candidates`.
+    ResNet34, predicts every stamp and runs the named query `candidates`. Then the same for
+    eclipsing binaries: TESS light curves of the bright sources (SPOC FITS) plus a labelled
+    field sample, CALNet trained and run, and the query `candidate_triples`.
 
     Example: [cyan]binarycat --catalog demo-cat demo --sources 300 --epochs 15[/]
     """
@@ -123,7 +128,8 @@ def demo(
     cat_dir = _catalog_dir(ctx)
     with Bars() as bars:
         result = run_demo(
-            cat_dir, data_dir, n_sources=n_sources, seed=seed, epochs=epochs, device=device,
+            cat_dir, data_dir, n_sources=n_sources, seed=seed, epochs=epochs, lightcurves=lightcurves,
+            eb_epochs=eb_epochs, device=device,
             step=lambda msg: err_console.print(f"[bold cyan]>[/] {msg}", highlight=False),
             progress_factory=bars.factory,
         )
@@ -135,6 +141,14 @@ def demo(
     console.print()
     console.print(render.arrow_table(result.candidates, title="Binary candidates across surveys", max_rows=15))
     console.print()
+    if result.eb_model_id:
+        console.print(f"[bold]Eclipsing binaries: test-split report[/] (CALNet {result.eb_model_id}, "
+                      f"{result.counts['eb_n_test']} test light curves)")
+        console.print(format_report(result.eb_report), highlight=False)
+        console.print()
+        console.print(render.arrow_table(result.triples, title="Candidate triples: visual pair and eclipsing",
+                                         max_rows=10))
+        console.print()
     console.print("[bold]Where everything went[/]")
     console.print(f"  simulated FITS, sources.csv, truth.csv  {result.data_dir.resolve()}")
     console.print(f"  catalogue (DuckDB + Parquet)            {result.catalog_dir.resolve()}")
@@ -144,6 +158,9 @@ def demo(
     console.print(f"  stamps per survey                       {stamps}")
     console.print(f"  predictions                             {result.counts['predicted']} "
                   f"({result.counts['flagged']} flagged binary)")
+    if result.eb_model_id:
+        console.print(f"  TESS light curves                       {result.counts['lightcurves']} stored, "
+                      f"{result.counts['eb_flagged']} flagged eclipsing")
     timing = ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items())
     console.print(f"  time                                    {wall:.0f}s ({timing})")
     if result.problems:

@@ -85,3 +85,30 @@ def eb_predict(
     _print_failures(failures)
     console.print(f"{res.n_lightcurves} light curves predicted with {res.model_id} in {res.seconds:.1f}s: "
                   f"{res.n_eclipsing} eclipsing binaries.")
+
+
+@eb_app.command("evaluate")
+def eb_evaluate(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest CALNet]."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+):
+    """Measure CALNet on every labelled light curve outside its training and validation stars.
+
+    That is its test split plus everything labelled since: a freshly simulated set, new
+    sectors, a catalogue of known eclipsing binaries. Predictions are stored as by `eb predict`.
+
+    Example: [cyan]binarycat label import new_truth.csv && binarycat eb evaluate[/]
+    """
+    from binarycat.eb_pipeline import evaluate_eb
+    from binarycat.model.metrics import format_report
+
+    with _open(ctx) as cat, Bars() as bars:
+        ev = evaluate_eb(cat, model, device=device, progress=bars.factory("prepare"))
+    if fmt == "json":
+        print(json.dumps({"model_id": ev.model_id, "threshold": ev.threshold, "report": ev.report}, indent=1))
+        return
+    console.print(f"[bold]{ev.model_id}[/] on {len(ev.lightcurve_id)} held-out labelled light curves "
+                  f"(threshold {ev.threshold:.3f}):")
+    console.print(format_report(ev.report), highlight=False)

@@ -154,6 +154,7 @@ from binarycat.ingest.tess_fits import CADENCE_DAYS, TessLightCurve, spoc_filena
 
 __all__ = [
     "LightCurveSimulation",
+    "field_targets",
     "SectorLayout",
     "simulate_lightcurve",
     "simulate_lightcurves",
@@ -1338,3 +1339,23 @@ def select_tess_targets(sources: Table, *, n: int | None = None, fraction: float
             tmag = 8.0 + 6.0 * u_mag[idx]
         out["tessmag"] = np.round(np.asarray(tmag, float), 3)
     return out
+
+
+def field_targets(n: int, *, seed: int = 0, tic_offset: int = 300_000_000,
+                  ra_range=(200.0, 260.0), dec_range=(-20.0, 20.0), tessmag_range=(8.0, 14.0)) -> Table:
+    """TESS targets spread over a field away from the sky simulator's Orion region.
+
+    A stand-in for a labelled sample of known eclipsing binaries and other variables (CALNet
+    trains on 4,225 known EBs from all over the sky): ``n`` targets with ``source_id``
+    ``F<tic>``, positions uniform on the sphere inside the box, ``tic_id = tic_offset + i``
+    and ``tessmag`` uniform in ``tessmag_range``. Give two samples different ``tic_offset``
+    values so their stars never share a TIC id.
+    """
+    if int(n) != n or n < 0 or int(seed) != seed or seed < 0:
+        raise BinarycatError(f"n and seed must be non-negative integers, not {n!r} and {seed!r}.")
+    rng = np.random.default_rng([int(seed), 0xF1E1D])
+    ra = rng.uniform(*ra_range, int(n))
+    sin_dec = rng.uniform(*np.sin(np.radians(dec_range)), int(n))
+    tic = tic_offset + np.arange(int(n), dtype=np.int64)
+    return Table({"source_id": [f"F{t}" for t in tic], "ra": ra, "dec": np.degrees(np.arcsin(sin_dec)),
+                  "tic_id": tic, "tessmag": rng.uniform(*tessmag_range, int(n))})

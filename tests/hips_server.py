@@ -68,6 +68,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from astropy.io import fits
 
+from tests.loopback import LoopbackServer
 from binarycat.ingest.simulate import _stamp_wcs, footprint_covers, render_stamp
 from binarycat.ingest.surveys import SURVEYS
 
@@ -149,7 +150,7 @@ def _integer(params: dict, name: str) -> int:
     return value
 
 
-class HipsServer:
+class HipsServer(LoopbackServer):
     """A hips2fits stand-in over a simulated source table; a context manager.
 
     Parameters
@@ -181,6 +182,8 @@ class HipsServer:
         ``outcome`` (one of `OUTCOMES`), ``status`` (HTTP code), ``attempt``.
     """
 
+    url_path = ENDPOINT_PATH
+
     def __init__(self, sources, *, seed: int = 0, fail_rate: float = 0.0,
                  corrupt_rate: float = 0.0, html_error_rate: float = 0.0, delay_s: float = 0.0,
                  fail_hips=(), fault_seed: int = 0, match_radius_arcsec: float = 1.0):
@@ -209,36 +212,6 @@ class HipsServer:
         self._thread: threading.Thread | None = None
         self.port: int | None = None
         self.url: str | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> HipsServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_Handler", (_Handler,), {"app": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        httpd.handle_error = lambda request, client_address: None  # quiet: no tracebacks
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{ENDPOINT_PATH}"
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"HipsServer:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> HipsServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- bookkeeping -------------------------------------------------------------------------
     def counts(self) -> collections.Counter:
@@ -447,3 +420,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - quiet
         pass
+
+
+HipsServer.handler = _Handler  # defined below the server class it serves

@@ -85,6 +85,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from tests.loopback import LoopbackServer
 from binarycat.ingest.tess_fits import CADENCE_DAYS, TessLightCurve, spoc_filename, write_spoc_lightcurve
 
 __all__ = ["MastServer", "MastTarget", "COLUMNS_PATH", "INVOKE_PATH", "DOWNLOAD_PATH", "ENDPOINTS", "FAULTS",
@@ -208,7 +209,7 @@ class _Fault(Exception):
     pass
 
 
-class MastServer:
+class MastServer(LoopbackServer):
     """A MAST portal stand-in over a list of TESS targets; a context manager.
 
     Parameters
@@ -235,6 +236,7 @@ class MastServer:
         ``{file name: bytes}`` of the light curves served.
     requests : list of dict
     """
+
 
     def __init__(self, targets=(), *, fail_first: int = 0, error_once: bool = False,
                  truncate_once: bool = False, slow_once: float = 0.0, delay_s: float = 0.0,
@@ -319,36 +321,6 @@ class MastServer:
                     "obsid": hst_obsid, "objID": str(2_000_000 + i), "_tic": None,
                 })
                 self.products[hst_obsid] = []
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> MastServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_Handler", (_Handler,), {"app": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        httpd.handle_error = lambda request, client_address: None  # quiet: no tracebacks
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"MastServer:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> MastServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- faults and bookkeeping --------------------------------------------------------------
     def inject(self, endpoint: str, fault: str, times: int = 1, *, seconds: float = 0.0) -> None:
@@ -579,3 +551,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - quiet
         pass
+
+
+MastServer.handler = _Handler  # defined below the server class it serves

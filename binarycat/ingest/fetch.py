@@ -33,10 +33,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import duckdb

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 

@@ -18,7 +18,7 @@ from binarycat.errors import BinarycatError
 from binarycat.report import build_report
 from binarycat.report.build import _eclipsing_section, file_key
 from binarycat.report.data import STAMP_MODEL_KIND, select_candidates
-from binarycat.report.plots import StampPanel, display_norm, find_peaks, reliability_curve
+from binarycat.report.plots import Peak, StampPanel, display_norm, find_peaks, peak_summary, reliability_curve
 
 BINARYCAT = shutil.which("binarycat") or f"{sys.executable} -m binarycat.cli.app"
 
@@ -176,6 +176,9 @@ def test_plots_helpers():
     centres, mean_p, frac, counts = reliability_curve([0.05, 0.15, 0.95, 0.92], [0, 1, 1, 1], n_bins=10)
     assert counts.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2] and frac[9] == 1.0 and np.isnan(frac[5])
     assert file_key("S01") == "S01" and file_key("a/b") != file_key("a_b")
+    # two companions at the same distance (a tie) and nothing at all
+    assert peak_summary([Peak(0, 0, 100), Peak(1, 0, 50), Peak(-1, 0, 50), Peak(4, 0, 9)]) == '3 peaks, 1.00"'
+    assert peak_summary([]) == "no peak" and peak_summary([Peak(0, 0, 9)]) == "1 peak"
 
 
 def test_model_kind_matches_training():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -48,6 +49,10 @@ def report(
         err_console.print("[yellow]No trained stamp classifier yet: no confusion matrix or reliability diagram.[/]")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _default_labeller() -> str:
     try:
         return os.environ.get("USER") or getpass.getuser()
@@ -71,8 +76,8 @@ def label_serve(
 
     Serves a page on 127.0.0.1 that shows a source's stamps across surveys at one scale with
     each survey's PSF drawn. Every answer is written to the labels table at once (labeller and
-    time), so stopping the server with Ctrl-C loses nothing. The catalogue stays locked by
-    this process while it runs.
+    time), so stopping the server with Ctrl-C (or kill) loses nothing. The catalogue stays
+    locked by this process while it runs.
 
     Example: [cyan]binarycat label serve --survey HST --queue uncertain --labeller ada[/]
     """
@@ -91,11 +96,13 @@ def label_serve(
             import webbrowser
 
             webbrowser.open(server.url)
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             server.server_close()
         answered = sum(1 for d in session.history if d.answer != "s")
     console.print(f"\nStopped. {answered} label(s) stored this session by {who}.")

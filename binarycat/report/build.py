@@ -9,8 +9,8 @@ Output directory layout::
     img/mosaic/<key>.png   one per candidate: every survey's stamp side by side
     img/peaks/<key>-<survey>.png   one 2-D peak plot per candidate and survey
 
-Stamps are read one page at a time (`load_stamp_arrays` reads each shard once per page), cut
-to the central field shown, and drawn by `MosaicRenderer`, in worker processes when there
+Stamps are read several pages at a time (`load_stamp_arrays` reads each shard once per
+batch of up to 4,000 stamps), cut to the central field shown, and drawn by `MosaicRenderer`, in worker processes when there
 are enough candidates to pay for starting them. Earlier ``candidates-*.html`` pages and
 images in ``img/mosaic`` and ``img/peaks`` are removed first, so a smaller re-run leaves no
 stale page behind; nothing else in the directory is touched.
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
+import numpy as np
 
 from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
@@ -46,6 +47,7 @@ __all__ = ["ReportResult", "build_report", "DEFAULT_LIMIT", "DEFAULT_PAGE_SIZE"]
 DEFAULT_LIMIT = 1000
 DEFAULT_PAGE_SIZE = 50
 _MIN_PER_WORKER = 40  # candidates a worker process must get before starting one pays off
+_STAMPS_PER_READ = 4000  # stamps read from the Parquet store in one go (each shard read once per batch)
 
 
 @dataclass
@@ -125,16 +127,40 @@ def _panel(info: StampInfo, data) -> plots.StampPanel:
                             info.p_binary, info.flag, info.label)
 
 
-def _page_jobs(catalog: Catalog, out_dir: Path, chunk: list[Candidate], renderer_field: float | None,
-               dpi: int, panel_inches: float) -> tuple[list[tuple], list[pages.CandidateCard]]:
-    stamps = stamps_of_sources(catalog, [c.source_id for c in chunk])
-    ids = [s.stamp_id for c in chunk for s in stamps[c.source_id]]
-    arrays = dict(zip(ids, load_stamp_arrays(catalog, ids))) if ids else {}
+def _pages_with_panels(catalog: Catalog, chunks: list[list[Candidate]], field_arcsec: float | None):
+    """Yield ``(chunk, stamps, panels)`` page by page, reading the stamps of several pages at once.
+
+    `load_stamp_arrays` reads every shard it touches whole, so stamps are read for up to
+    `_STAMPS_PER_READ` at a time rather than per page; each is cut to the field shown and
+    copied at once, so the shard buffers are freed before the next read.
+    """
+    i = 0
+    while i < len(chunks):
+        batch, n = [], 0
+        while i < len(chunks) and n < _STAMPS_PER_READ:
+            stamps = stamps_of_sources(catalog, [c.source_id for c in chunks[i]])
+            batch.append((chunks[i], stamps))
+            n += sum(len(v) for v in stamps.values())
+            i += 1
+        infos = [s for _, stamps in batch for v in stamps.values() for s in v]
+        arrays = load_stamp_arrays(catalog, [s.stamp_id for s in infos]) if infos else []
+        panels = {}
+        for info, data in zip(infos, arrays):
+            panel = _panel(info, data).cropped(field_arcsec)
+            panel.data = np.array(panel.data, dtype=np.float32, copy=True)
+            panels[info.stamp_id] = panel
+        del arrays
+        for chunk, stamps in batch:
+            yield chunk, stamps, panels
+
+
+def _page_jobs(out_dir: Path, chunk: list[Candidate], stamps: dict, panels_by_stamp: dict, dpi: int,
+               panel_inches: float) -> tuple[list[tuple], list[pages.CandidateCard]]:
     jobs, cards = [], []
     for c in chunk:
         key = file_key(c.source_id)
         infos = stamps[c.source_id]
-        panels = [_panel(s, arrays[s.stamp_id]).cropped(renderer_field) for s in infos]
+        panels = [panels_by_stamp[s.stamp_id] for s in infos]
         mosaic = f"img/mosaic/{key}.png" if panels else None
         peak_paths = [f"img/peaks/{key}-{file_key(s.survey)}.png" for s in infos]
         if panels:
@@ -305,8 +331,8 @@ def build_report(
         pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         done = 0
-        for number, chunk in enumerate(chunks, 1):
-            jobs, cards = _page_jobs(catalog, out, chunk, field_arcsec, dpi, panel_inches)
+        for number, (chunk, stamps, panels) in enumerate(_pages_with_panels(catalog, chunks, field_arcsec), 1):
+            jobs, cards = _page_jobs(out, chunk, stamps, panels, dpi, panel_inches)
             if pool is None:
                 result.n_images += _render_jobs(jobs, dpi)
             else:  # split a page among the workers so they stay busy

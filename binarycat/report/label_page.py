@@ -1,6 +1,7 @@
 """The labelling page: one HTML document with its CSS and JavaScript inline (no build step).
 
-The script asks ``/api/state`` for the current item and draws each survey's stamp at one
+The script asks ``/api/state`` for the current item and draws its stamp first, then the same
+source's stamps from the other surveys, each at one
 angular scale (``PX_PER_ARCSEC`` CSS pixels per arcsec, pixelated, so every stamp pixel is
 visible) with an SVG overlay: the survey's PSF FWHM as a blue circle in the lower-left
 corner, the 2.5" radius of the binary definition as a dashed ring, a 1" scale bar. Keys
@@ -97,8 +98,8 @@ function stampHtml(s) {
   const label = s.label === null || s.label === undefined ? "unlabelled"
       : (s.label ? "labelled binary" : "labelled not") + (s.labeller ? ` (${esc(s.labeller)})` : "");
   const psf = s.fwhm_arcsec ? `PSF ${fmt(s.fwhm_arcsec, 2)}&Prime;` : "";
-  return `<div class="stamp${s.target ? " target" : ""}" data-survey="${esc(s.survey)}">
-    <div class="cap"><b>${esc(s.survey)}</b>${s.target ? " &larr; label this" : ""}<br>
+  return `<div class="stamp${s.target ? " target" : ""}" data-survey="${esc(s.survey)}" style="width:${w}px">
+    <div class="cap"><b>${esc(s.survey)}</b>${s.target ? " &larr; label this one" : ""}<br>
       p_binary ${fmt(s.p_binary, 2)} &middot; ${label} &middot; ${psf} ${scale ? `&middot; ${fmt(scale, 3)}&Prime;/px` : ""}</div>
     <div class="frame" style="width:${w}px;height:${h}px">
       <img src="/stamp/${encodeURIComponent(s.stamp_id)}.png" alt="${esc(s.survey)} stamp">${overlay(s, w, h)}</div>
@@ -122,7 +123,8 @@ function render() {
     $("item").innerHTML = `<h2 id="current" data-stamp-id="${esc(it.stamp_id)}">Source ${esc(it.source_id)}
       &middot; label the <span class="target">${esc(it.survey)}</span> stamp
       <small>(RA ${fmt(it.ra, 5)}, Dec ${fmt(it.dec, 5)}; p_binary ${fmt(it.p_binary, 3)})</small></h2>
-      <div class="stamps">${it.stamps.map(stampHtml).join("")}</div>`;
+      <div class="stamps">${[...it.stamps.filter((s) => s.target), ...it.stamps.filter((s) => !s.target)]
+        .map(stampHtml).join("")}</div>`;
   }
   let rows = state.counts.map((c) => `<tr><td>${esc(c.survey)}</td><td>${c.binary}</td><td>${c.not_binary}</td>` +
                                      `<td>${c.mine_binary}</td><td>${c.mine_not_binary}</td></tr>`).join("");

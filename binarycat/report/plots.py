@@ -207,7 +207,7 @@ def peak_summary(peaks: list[Peak], radius: float = BINARY_RADIUS_ARCSEC) -> str
         return "no peak"
     p0 = peaks[0]
     near = [(float(np.hypot(p.x - p0.x, p.y - p0.y)), p) for p in peaks[1:]]
-    near = sorted((d, p) for d, p in near if d <= radius)
+    near = sorted(((d, p) for d, p in near if d <= radius), key=lambda t: t[0])
     if not near:
         return "1 peak"
     return f"{len(near) + 1} peaks, {near[0][0]:.2f}\""
@@ -302,15 +302,21 @@ class MosaicRenderer:
 
     # -- 2-D peak plots --------------------------------------------------------------------
     def _peak_figure(self):
+        """The peak-plot figure and a snapshot of its static parts (axes, ticks, labels) to blit onto."""
         if self._peak is None:
             fig = Figure(figsize=(2.1, 2.1), dpi=self.dpi, facecolor="white")
-            FigureCanvasAgg(fig)
+            canvas = FigureCanvasAgg(fig)
             ax = fig.add_axes((0.2, 0.17, 0.76, 0.7))
             ax.tick_params(labelsize=6, length=2)
             ax.set_xlabel("\u0394x (arcsec)", fontsize=6, labelpad=1)
             ax.set_ylabel("\u0394y (arcsec)", fontsize=6, labelpad=1)
             ax.set_aspect("equal")
-            self._peak = (fig, ax)
+            half = (self.field_arcsec or 2 * BINARY_RADIUS_ARCSEC + 2.0) / 2.0
+            ax.set_xlim(-half, half)
+            ax.set_ylim(-half, half)
+            title = fig.text(0.58, 0.975, "", ha="center", va="top", fontsize=7, animated=True)
+            canvas.draw()
+            self._peak = (fig, ax, title, half, canvas.copy_from_bbox(fig.bbox))
         return self._peak
 
     def peak_plot(self, panel: StampPanel, path: str | Path) -> Path:
@@ -320,10 +326,12 @@ class MosaicRenderer:
         the background, so a faint companion gets its own closed contours; peaks at least
         5 sigma above the background are crosses, the brightest a star; the title counts the
         peaks within 2.5" of the brightest and gives the nearest one's distance.
+
+        The axes, ticks and labels are drawn once; each plot restores that snapshot and draws
+        only its own contours, markers and title on it (blitting), which is what makes a
+        thousand of them cheap.
         """
-        fig, ax = self._peak_figure()
-        for artist in list(ax.collections) + list(ax.lines) + list(ax.patches) + list(ax.texts):
-            artist.remove()
+        fig, ax, title, half, background = self._peak_figure()
         panel = panel.cropped(self.field_arcsec)
         peaks = find_peaks(panel)
         x = _clean(panel.data).astype(np.float64)
@@ -341,25 +349,55 @@ class MosaicRenderer:
         ext = (-w * scale / 2, w * scale / 2, -h * scale / 2, h * scale / 2)
         cx = ext[0] + (np.arange(w) + 0.5) * scale
         cy = ext[2] + (np.arange(h) + 0.5) * scale
+        artists = []
         levels = [v for v in CONTOUR_SNR if v < snr.max()]
         if len(levels) >= 1 and min(h, w) >= 2:
             colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(CONTOUR_SNR)))
-            ax.contour(cx, cy, snr, levels=levels, colors=colours[: len(levels)], linewidths=0.6)
+            artists.append(ax.contour(cx, cy, snr, levels=levels, colors=colours[: len(levels)], linewidths=0.6))
         if peaks:
-            ax.plot([p.x for p in peaks[1:]], [p.y for p in peaks[1:]], "x", color="#d62728", ms=5, mew=1.2)
-            ax.plot([peaks[0].x], [peaks[0].y], "*", color="#d62728", ms=7)
-            ax.add_patch(Circle((peaks[0].x, peaks[0].y), BINARY_RADIUS_ARCSEC, fill=False, ls="--",
-                                lw=0.6, color="0.4"))
+            artists += ax.plot([p.x for p in peaks[1:]], [p.y for p in peaks[1:]], "x", color="#d62728", ms=5,
+                               mew=1.2)
+            artists += ax.plot([peaks[0].x], [peaks[0].y], "*", color="#d62728", ms=7)
+            artists.append(ax.add_patch(Circle((peaks[0].x, peaks[0].y), BINARY_RADIUS_ARCSEC, fill=False, ls="--",
+                                               lw=0.6, color="0.4")))
+        # in arcsec the stamp is cut to about the box (a pixel more is clipped); without a scale it is in pixels
+        fits_box = bool(panel.pixel_scale_arcsec) or max(abs(v) for v in ext) <= half
+        lim = half if fits_box else max(abs(v) for v in ext)
         if panel.fwhm_arcsec and panel.pixel_scale_arcsec:
             r = panel.fwhm_arcsec / 2.0
-            margin = 0.04 * (ext[1] - ext[0]) + r
-            ax.add_patch(Circle((ext[0] + margin, ext[2] + margin), r, fill=False, color="#1f77b4", lw=0.8))
-        ax.set_xlim(ext[0], ext[1])
-        ax.set_ylim(ext[2], ext[3])
-        ax.set_title(f"{panel.survey}: {peak_summary(peaks)}", fontsize=7, pad=3)
+            margin = 0.08 * lim + r
+            artists.append(ax.add_patch(Circle((-lim + margin, -lim + margin), r, fill=False, color="#1f77b4",
+                                               lw=0.8)))
+        title.set_text(f"{panel.survey}: {peak_summary(peaks)}")
+        canvas = fig.canvas
+        if fits_box:
+            canvas.restore_region(background)
+            for artist in artists:
+                ax.draw_artist(artist)
+            fig.draw_artist(title)
+        else:  # a stamp without a pixel scale, in pixels: draw it all, then put the limits back
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            title.set_animated(False)
+            canvas.draw()
+            title.set_animated(True)
+            ax.set_xlim(-half, half)
+            ax.set_ylim(-half, half)
         path = Path(path)
-        fig.savefig(path, dpi=self.dpi)
+        _save_rgba(np.asarray(canvas.buffer_rgba()), path)
+        for artist in artists:
+            artist.remove()
+        if not fits_box:
+            title.set_text("")
+            canvas.draw()
+            self._peak = (fig, ax, title, half, canvas.copy_from_bbox(fig.bbox))
         return path
+
+
+def _save_rgba(rgba: np.ndarray, path: Path) -> None:
+    from matplotlib.image import imsave
+
+    imsave(path, rgba, format="png")
 
 
 # -- whole-catalogue figures ---------------------------------------------------------------

@@ -237,12 +237,14 @@ class MosaicRenderer:
 
     # -- mosaics ---------------------------------------------------------------------------
     def _mosaic_figure(self, n: int):
+        """The figure of ``n`` panels and a snapshot of its static parts (background, grey frames)."""
         if n in self._mosaics:
             return self._mosaics[n]
         p = self.panel_inches
         fig = Figure(figsize=(p * n, p + 0.42), dpi=self.dpi, facecolor=_BG)
-        FigureCanvasAgg(fig)
-        title = fig.text(0.01, 0.985, "", color="white", fontsize=8, va="top", ha="left", weight="bold")
+        canvas = FigureCanvasAgg(fig)
+        title = fig.text(0.01, 0.985, "", color="white", fontsize=8, va="top", ha="left", weight="bold",
+                         animated=True)
         panels = []
         top = p / (p + 0.42)
         for i in range(n):
@@ -252,26 +254,34 @@ class MosaicRenderer:
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_color("#555555")
-            im = ax.imshow(np.zeros((2, 2)), origin="lower", cmap=self.cmap, interpolation="antialiased")
-            psf = Circle((0, 0), 1, fill=False, color="#6fd3ff", lw=1.0)
-            ring = Circle((0, 0), BINARY_RADIUS_ARCSEC, fill=False, color="white", lw=0.6, ls=(0, (2, 2)))
+            im = ax.imshow(np.zeros((2, 2)), origin="lower", cmap=self.cmap, interpolation="antialiased",
+                           animated=True)
+            psf = Circle((0, 0), 1, fill=False, color="#6fd3ff", lw=1.0, animated=True)
+            ring = Circle((0, 0), BINARY_RADIUS_ARCSEC, fill=False, color="white", lw=0.6, ls=(0, (2, 2)),
+                          animated=True)
             ax.add_patch(psf)
             ax.add_patch(ring)
-            cap = ax.set_title("", color="white", fontsize=6.5, pad=2)
+            cap = ax.set_title(" ", color="white", fontsize=6.5, pad=2)
+            cap.set_animated(True)
             panels.append((ax, im, psf, ring, cap))
-        self._mosaics[n] = (fig, title, panels)
+        canvas.draw()
+        self._mosaics[n] = (fig, title, panels, canvas.copy_from_bbox(fig.bbox))
         return self._mosaics[n]
 
     def mosaic(self, panels: list[StampPanel], path: str | Path, *, title: str = "") -> Path:
         """One PNG with each survey's stamp side by side, PSF circle and 2.5" ring drawn.
 
         The PSF FWHM is the blue circle in the lower-left corner; the dashed ring is the 2.5"
-        radius of the binary definition; the caption gives survey, ``p_binary`` and label.
+        radius of the binary definition; the caption gives survey, ``p_binary`` and label, in
+        red with a red frame where the survey flags a binary. Only the stamps, circles, texts
+        and red frames are drawn per mosaic, onto a snapshot of the rest (blitting).
         """
         if not panels:
             raise ValueError("a mosaic needs at least one stamp")
-        fig, title_artist, slots = self._mosaic_figure(len(panels))
+        fig, title_artist, slots, background = self._mosaic_figure(len(panels))
+        fig.canvas.restore_region(background)
         title_artist.set_text(title)
+        fig.draw_artist(title_artist)
         for panel, (ax, im, psf, ring, cap) in zip(panels, slots):
             panel = panel.cropped(self.field_arcsec)
             x = _clean(panel.data)
@@ -281,23 +291,26 @@ class MosaicRenderer:
             im.set_extent(ext)
             ax.set_xlim(ext[0], ext[1])
             ax.set_ylim(ext[2], ext[3])
+            ax.draw_artist(im)
             half = min(ext[1], ext[3])
-            if panel.fwhm_arcsec and panel.pixel_scale_arcsec:
+            if panel.fwhm_arcsec and panel.pixel_scale_arcsec and panel.fwhm_arcsec / 2.0 < half:
                 r = panel.fwhm_arcsec / 2.0
                 margin = 0.08 * half + r
                 psf.set_radius(r)
                 psf.center = (ext[0] + margin, ext[2] + margin)
-                psf.set_visible(r < half)
-            else:
-                psf.set_visible(False)
-            ring.set_visible(bool(panel.pixel_scale_arcsec) and BINARY_RADIUS_ARCSEC < half * 1.2)
-            colour = "#ff6b6b" if panel.flag else "white"
+                ax.draw_artist(psf)
+            if panel.pixel_scale_arcsec and BINARY_RADIUS_ARCSEC < half * 1.2:
+                ax.draw_artist(ring)
             cap.set_text(panel.caption())
-            cap.set_color(colour)
-            for spine in ax.spines.values():
-                spine.set_color("#ff6b6b" if panel.flag else "#555555")
+            cap.set_color("#ff6b6b" if panel.flag else "white")
+            ax.draw_artist(cap)
+            if panel.flag:
+                for spine in ax.spines.values():
+                    spine.set_color("#ff6b6b")
+                    ax.draw_artist(spine)
+                    spine.set_color("#555555")
         path = Path(path)
-        fig.savefig(path, dpi=self.dpi, facecolor=_BG)
+        _save_rgba(np.asarray(fig.canvas.buffer_rgba()), path)
         return path
 
     # -- 2-D peak plots --------------------------------------------------------------------

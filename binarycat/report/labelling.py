@@ -39,14 +39,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
-from binarycat.report.data import STAMP_MODEL_KIND, stamps_of_sources, table_exists
+from binarycat.report.data import STAMP_MODEL_KIND, stamps_of_sources
 from binarycat.report.label_page import PAGE
 from binarycat.report.plots import stamp_png
 

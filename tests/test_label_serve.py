@@ -205,3 +205,35 @@ def test_headless_chromium_b_n_u_n(served, tmp_path):
     second = cat.sql("select source_id, survey from stamps where stamp_id = ?", [shown[1]]).fetchone()
     rows = cat.sql("select source_id, survey, label, labeller from labels order by label desc").fetchall()
     assert rows == [(*first, 1, "ada"), (*second, 0, "ada")]
+
+
+def test_cli_label_serve_prints_url_and_stops_on_sigterm(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    with Catalog(tmp_path / "cat", create=True) as cat:
+        report_catalog.build(cat, 4, labels=False)
+    binarycat = shutil.which("binarycat")
+    cmd = [binarycat] if binarycat else [sys.executable, "-m", "binarycat.cli.app"]
+    proc = subprocess.Popen(cmd + ["--catalog", str(tmp_path / "cat"), "label", "serve", "--port", "0",
+                                   "--survey", "PS1", "--labeller", "cli-test"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CI": "1", "COLUMNS": "200"})
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        assert "queue uncertain" in line and "survey PanSTARRS" in line
+        status, state = api(url + "api/state")
+        assert state["labeller"] == "cli-test" and state["item"]["survey"] == "PanSTARRS"
+        assert api(url + "api/answer", {"stamp_id": state["item"]["stamp_id"], "answer": "n"})[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "1 label(s) stored" in out
+    with Catalog(tmp_path / "cat", create=False, read_only=True) as cat:
+        assert cat.sql("select survey, label from labels where labeller = 'cli-test'").fetchall() == [("PanSTARRS", 0)]

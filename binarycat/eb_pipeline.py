@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from binarycat.catalog.feature_store import load_features, store_features
 from binarycat.catalog.lightcurve_store import load_lightcurves
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
@@ -33,6 +34,7 @@ from binarycat.model.periodogram import CALNET_PERIODS, calnet_periodogram
 __all__ = ["EBEvaluation", "FeatureFailures", "evaluate_eb", "lightcurve_features", "predict_eb", "train_eb"]
 
 CHUNK = 128
+PERIODOGRAM_VERSION = "gls-zk09-calnet-periods-minmax"
 
 
 @dataclass
@@ -47,6 +49,10 @@ def lightcurve_features(
     progress: Callable[[int, int], object] | None = None,
 ) -> tuple[EBFeatures, FeatureFailures]:
     """Preprocess stored light curves and compute their GLS periodograms.
+
+    What was prepared before with the same recipe is read back from the feature store
+    (`binarycat.catalog.feature_store`); what is new is prepared and kept there (unless the
+    catalogue is open read-only).
 
     Parameters
     ----------
@@ -69,23 +75,36 @@ def lightcurve_features(
             order by l.tic_id, l.sector""",
         [lightcurve_ids is None, list(lightcurve_ids or [])],
     ).fetchall()
+    recipe = _recipe()
+    cached = load_features(catalog, recipe, [r[0] for r in rows])
     ids, tics, labels, lcs, pgs, periods = [], [], [], [], [], []
     failures = FeatureFailures()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
-        for (lid, tic, label), arrays in zip(chunk, load_lightcurves(catalog, [r[0] for r in chunk])):
+        todo = [r for r in chunk if r[0] not in cached]
+        fresh = {}
+        for (lid, _, _), arrays in zip(todo, load_lightcurves(catalog, [r[0] for r in todo])):
             try:
                 prep = preprocess_lightcurve(arrays.time, arrays.flux, arrays.quality, arrays.flux_err)
             except BinarycatError as exc:
                 failures.items.append((lid, str(exc)))
                 continue
             power = calnet_periodogram(prep.points_time, prep.points_flux, prep.points_flux_err)
+            fresh[lid] = (prep.flux, power, float(CALNET_PERIODS[int(np.argmax(power))]))
+        if fresh and not catalog.read_only:
+            keys = list(fresh)
+            store_features(catalog, recipe, keys, np.stack([fresh[k][0] for k in keys]),
+                           np.stack([fresh[k][1] for k in keys]), [fresh[k][2] for k in keys])
+        for lid, tic, label in chunk:
+            got = cached.get(lid) or fresh.get(lid)
+            if got is None:
+                continue
             ids.append(lid)
             tics.append(tic)
             labels.append(label)
-            lcs.append(prep.flux)
-            pgs.append(power)
-            periods.append(float(CALNET_PERIODS[int(np.argmax(power))]))
+            lcs.append(got[0])
+            pgs.append(got[1])
+            periods.append(got[2])
         if progress:
             progress(min(start + CHUNK, len(rows)), len(rows))
     n_lc, n_pg = 4000, len(CALNET_PERIODS)
@@ -98,8 +117,12 @@ def lightcurve_features(
     return features, failures
 
 
+def _recipe() -> str:
+    return f"{PREPROCESSING_VERSION}+{PERIODOGRAM_VERSION}"
+
+
 def _preprocessing() -> dict:
-    return {"version": PREPROCESSING_VERSION, **describe(), "periodogram": "gls-zk09-calnet-periods-minmax"}
+    return {"version": PREPROCESSING_VERSION, **describe(), "periodogram": PERIODOGRAM_VERSION}
 
 
 def train_eb(

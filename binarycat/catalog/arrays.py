@@ -328,10 +328,11 @@ def load_stamp_arrays(catalog: Catalog, stamp_ids: Sequence[str]) -> list[np.nda
 
 
 def orphan_shards(catalog: Catalog) -> list[Path]:
-    """Shard files (and leftover temporary files) that no ``stamps`` or ``lightcurves`` row
-    points at."""
+    """Shard files (and leftover temporary files) that no ``stamps``, ``lightcurves`` or
+    ``lightcurve_features`` row points at."""
     out = []
-    for directory, table in ((STAMP_DIR, "stamps"), ("lightcurves", "lightcurves")):
+    for directory, table in ((STAMP_DIR, "stamps"), ("lightcurves", "lightcurves"),
+                             ("features", "lightcurve_features")):
         referenced = {s for (s,) in catalog.sql(f"select distinct shard from {table}").fetchall()}
         for p in sorted(catalog.resolve(directory).rglob("*.parquet")):
             rel = p.relative_to(catalog.path).as_posix()

@@ -249,6 +249,17 @@ CREATE TABLE IF NOT EXISTS eb_splits (
     PRIMARY KEY (model_id, tic_id)
 );
 
+-- CALNet inputs of a light curve, prepared once per recipe (binarycat.catalog.feature_store)
+CREATE TABLE IF NOT EXISTS lightcurve_features (
+    lightcurve_id    VARCHAR NOT NULL,
+    recipe           VARCHAR NOT NULL,       -- preprocessing and periodogram version
+    shard            VARCHAR NOT NULL,       -- features/<recipe>/<uuid>.parquet
+    shard_row        INTEGER NOT NULL,
+    best_period_days DOUBLE,
+    created_at       TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (lightcurve_id, recipe)
+);
+
 CREATE TABLE IF NOT EXISTS eb_predictions (
     lightcurve_id    VARCHAR NOT NULL,
     model_id         VARCHAR NOT NULL,

@@ -152,15 +152,26 @@ def test_without_model_or_predictions(tmp_path):
     assert all(t.is_file() for t in local_targets(res.index, parse(res.index)))
 
 
-def test_eclipsing_section_lists_eb_predictions(catalog, tmp_path):
+def test_eclipsing_section_draws_flagged_light_curves(catalog, tmp_path):
+    from binarycat.catalog.flags import rebuild_binary_flags
+    from binarycat.ingest.lightcurves import ingest_lightcurves
+    from binarycat.ingest.simulate_lightcurves import simulate_lightcurves
+
     report_catalog.build(catalog, 4)
-    if not catalog.sql("select count(*) from information_schema.tables where table_name = 'eb_predictions'"
-                       ).fetchone()[0]:
-        pytest.skip("this schema has no eb_predictions table")
+    sources = catalog.sql("select source_id, ra, dec from sources order by source_id limit 2").fetchall()
+    targets = [{"source_id": s, "ra": ra, "dec": dec, "tic_id": 900 + i, "tessmag": 10.0}
+               for i, (s, ra, dec) in enumerate(sources)]
+    ingest_lightcurves(catalog, simulate_lightcurves(targets, seed=3, eb_fraction=1.0).lightcurves)
     catalog.sql("insert into eb_predictions (lightcurve_id, model_id, tic_id, sector, source_id, p_binary, flag, "
-                "threshold) values ('lc1', 'eb-model', 12345, 6, 'S01', 0.97, true, 0.5)")
+                "threshold, best_period_days) values "
+                f"('TIC900-s0001', 'eb-model', 900, 1, '{sources[0][0]}', 0.97, true, 0.5, 1.5), "
+                f"('TIC901-s0001', 'eb-model', 901, 1, '{sources[1][0]}', 0.10, false, 0.5, 0.7)")
+    rebuild_binary_flags(catalog)
     html = _eclipsing_section(catalog, tmp_path, [])
-    assert "Eclipsing" in html and "12345" in html
+    assert "Eclipsing binaries" in html and "900" in html and "901" not in html   # only the flagged one
+    images = list((tmp_path / "img" / "eclipsing").glob("*.png"))
+    assert len(images) == 1 and images[0].stat().st_size > 5000
+    assert f'src="img/eclipsing/{images[0].name}"' in html
 
 
 def test_plots_helpers():

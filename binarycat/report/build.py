@@ -47,7 +47,8 @@ __all__ = ["ReportResult", "build_report", "DEFAULT_LIMIT", "DEFAULT_PAGE_SIZE"]
 DEFAULT_LIMIT = 1000
 DEFAULT_PAGE_SIZE = 50
 _MIN_PER_WORKER = 40  # candidates a worker process must get before starting one pays off
-_STAMPS_PER_READ = 4000  # stamps read from the Parquet store in one go (each shard read once per batch)
+_STAMPS_PER_READ = 4000
+MAX_ECLIPSING_PLOTS = 200  # light-curve figures drawn on the index page  # stamps read from the Parquet store in one go (each shard read once per batch)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _render_jobs(jobs: list[tuple], dpi: int) -> int:
 def _clean_previous(out_dir: Path) -> None:
     for p in out_dir.glob("candidates-*.html"):
         p.unlink()
-    for sub in ("mosaic", "peaks"):
+    for sub in ("mosaic", "peaks", "eclipsing"):
         for p in (out_dir / "img" / sub).glob("*.png"):
             p.unlink()
 
@@ -214,33 +215,68 @@ def _model_section(catalog: Catalog, img_dir: Path) -> tuple[str, str | None, in
     return "".join(parts), ev.model_id, n
 
 
-def _eclipsing_section(catalog: Catalog, out_dir: Path, candidates: list[Candidate]) -> str:
+def _eclipsing_section(catalog: Catalog, out_dir: Path, candidates: list[Candidate],
+                       limit: int = MAX_ECLIPSING_PLOTS) -> str:
     """The eclipsing-binary part of the index page, or "" when there is nothing to show.
 
-    Skipped cleanly while the catalogue has no ``eb_predictions`` table or it is empty. For
-    now it lists the stored eclipsing-binary predictions as a table; the light curve, its
-    periodogram and the curve folded at the best period per candidate are still to be drawn
-    here once the light-curve store exists.
+    Lists the sources flagged eclipsing (TESS rows of ``binary_flags``), most probable first,
+    and for each (at most ``limit``) draws its light curve (good cadences, divided by the
+    median), its GLS periodogram and the curve folded at the periodogram's peak and twice it
+    (`plots.render_eclipsing`). Skipped cleanly while the catalogue has no ``eb_predictions``
+    or no eclipsing flags.
     """
+    from binarycat.catalog.lightcurve_store import load_lightcurves
+    from binarycat.model.periodogram import CALNET_PERIODS, calnet_periodogram
+
     try:
         if not table_exists(catalog, "eb_predictions"):
             return ""
-        n = catalog.sql("select count(*) from eb_predictions").fetchone()[0]
-        if not n:
+        n_predicted = catalog.sql("select count(*) from eb_predictions").fetchone()[0]
+        if not n_predicted:
             return ""
-        rel = catalog.sql("select * from eb_predictions limit 200")
-        cols = [d[0] for d in rel.description]
-        rows = rel.fetchall()
+        rows = catalog.sql(
+            """select f.source_id, f.p_binary, f.stamp_id, l.tic_id, l.sector, l.blended,
+                      e.best_period_days,
+                      exists (select 1 from binary_flags v where v.source_id = f.source_id
+                              and v.survey <> 'TESS' and v.flag) as visual
+               from binary_flags f
+               join lightcurves l on l.lightcurve_id = f.stamp_id
+               left join eb_predictions e on e.lightcurve_id = f.stamp_id and e.model_id = f.model_id
+               where f.survey = 'TESS' and f.flag
+               order by f.p_binary desc, f.source_id""").fetchall()
     except duckdb.Error:
         return ""
-    out = [f"<h2>Eclipsing-binary predictions</h2><p>{n} rows in <code>eb_predictions</code>"
-           f"{' (first 200 shown)' if n > 200 else ''}.</p><table class=\"counts\"><tr>"]
-    out.extend(f"<th>{pages.esc(c)}</th>" for c in cols)
-    out.append("</tr>")
+    in_report = {c.source_id for c in candidates}
+    out = [f"<h2>Eclipsing binaries (TESS)</h2><p>{len(rows)} sources flagged eclipsing by CALNet "
+           f"({n_predicted} light-curve predictions); {sum(r[7] for r in rows)} of them are also visual "
+           f"pairs (candidate triples).{f' The {limit} most probable are drawn.' if len(rows) > limit else ''}"
+           "</p>"]
+    img_dir = out_dir / "img" / "eclipsing"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    drawn = rows[:limit]
+    arrays = load_lightcurves(catalog, [r[2] for r in drawn]) if drawn else []
+    out.append('<table class="counts"><tr><th>source</th><th>TIC</th><th>sector</th><th>P(EB)</th>'
+               "<th>GLS period (d)</th><th>visual pair</th><th>blended</th></tr>")
     for r in rows:
-        out.append("<tr>" + "".join(f"<td>{pages.esc(f'{v:.4g}' if isinstance(v, float) else v)}</td>" for v in r)
-                   + "</tr>")
+        sid = pages.esc(r[0])
+        link = f'<a href="#eb-{sid}">{sid}</a>' if r in drawn else sid
+        out.append(f"<tr><td>{link}</td><td>{r[3]}</td><td>{r[4]}</td><td>{r[1]:.3f}</td>"
+                   f"<td>{'' if r[6] is None else f'{r[6]:.4g}'}</td><td>{'yes' if r[7] else ''}</td>"
+                   f"<td>{'yes' if r[5] else ''}</td></tr>")
     out.append("</table>")
+    for r, lc in zip(drawn, arrays):
+        good = (lc.quality == 0) & np.isfinite(lc.time) & np.isfinite(lc.flux) & np.isfinite(lc.flux_err) \
+            & (lc.flux_err > 0)
+        t, f, e = lc.time[good], lc.flux[good].astype(float), lc.flux_err[good].astype(float)
+        med = np.median(f) if f.size else 1.0
+        power = calnet_periodogram(t, f / med, e / med) if f.size > 10 else np.zeros(len(CALNET_PERIODS))
+        best = float(r[6]) if r[6] else float(CALNET_PERIODS[int(np.argmax(power))])
+        name = f"{file_key(r[0])}.png"
+        plots.render_eclipsing(t, f / med, CALNET_PERIODS, power, best, img_dir / name,
+                               title=f"{r[0]}  TIC {r[3]} sector {r[4]}  P(EB) {r[1]:.3f}")
+        note = " (also in the candidate pages)" if r[0] in in_report else ""
+        out.append(f'<h3 id="eb-{pages.esc(r[0])}">{pages.esc(r[0])}{note}</h3>'
+                   f'<img loading="lazy" src="img/eclipsing/{name}" alt="light curve of {pages.esc(r[0])}">')
     return "".join(out)
 
 

@@ -25,7 +25,7 @@ from binarycat.catalog.lightcurve_store import load_lightcurves
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.ingest.lightcurve_prep import PREPROCESSING_VERSION, describe, preprocess_lightcurve
-from binarycat.model.eb_data import EBFeatures
+from binarycat.model.eb_data import N_SCALARS, EBFeatures, amplitude_scalars
 from binarycat.model.eb_train import (EB_CLASS_NAMES, EBPredictResult, EBTrainConfig, EBTrainResult, load_eb_model,
                                       predict_eclipsing, train_eb_classifier)
 from binarycat.model.metrics import classification_report
@@ -35,6 +35,7 @@ __all__ = ["EBEvaluation", "FeatureFailures", "evaluate_eb", "lightcurve_feature
 
 CHUNK = 128
 PERIODOGRAM_VERSION = "gls-zk09-calnet-periods-minmax"
+SCALARS_VERSION = "amplitude-v1"
 
 
 @dataclass
@@ -77,7 +78,7 @@ def lightcurve_features(
     ).fetchall()
     recipe = _recipe()
     cached = load_features(catalog, recipe, [r[0] for r in rows])
-    ids, tics, labels, lcs, pgs, periods = [], [], [], [], [], []
+    ids, tics, labels, lcs, pgs, scalars, periods = [], [], [], [], [], [], []
     failures = FeatureFailures()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
@@ -90,11 +91,13 @@ def lightcurve_features(
                 failures.items.append((lid, str(exc)))
                 continue
             power = calnet_periodogram(prep.points_time, prep.points_flux, prep.points_flux_err)
-            fresh[lid] = (prep.flux, power, float(CALNET_PERIODS[int(np.argmax(power))]))
+            fresh[lid] = (prep.flux, power, amplitude_scalars(*prep.flux_range),
+                          float(CALNET_PERIODS[int(np.argmax(power))]))
         if fresh and not catalog.read_only:
             keys = list(fresh)
             store_features(catalog, recipe, keys, np.stack([fresh[k][0] for k in keys]),
-                           np.stack([fresh[k][1] for k in keys]), [fresh[k][2] for k in keys])
+                           np.stack([fresh[k][1] for k in keys]), np.stack([fresh[k][2] for k in keys]),
+                           [fresh[k][3] for k in keys])
         for lid, tic, label in chunk:
             got = cached.get(lid) or fresh.get(lid)
             if got is None:
@@ -104,7 +107,8 @@ def lightcurve_features(
             labels.append(label)
             lcs.append(got[0])
             pgs.append(got[1])
-            periods.append(got[2])
+            scalars.append(got[2])
+            periods.append(got[3])
         if progress:
             progress(min(start + CHUNK, len(rows)), len(rows))
     n_lc, n_pg = 4000, len(CALNET_PERIODS)
@@ -113,16 +117,18 @@ def lightcurve_features(
         np.stack(lcs) if lcs else np.zeros((0, n_lc), np.float32),
         np.stack(pgs) if pgs else np.zeros((0, n_pg), np.float32),
         np.asarray(periods), np.asarray(labels, np.int64),
+        np.stack(scalars) if scalars else np.zeros((0, N_SCALARS), np.float32),
     )
     return features, failures
 
 
 def _recipe() -> str:
-    return f"{PREPROCESSING_VERSION}+{PERIODOGRAM_VERSION}"
+    return f"{PREPROCESSING_VERSION}+{PERIODOGRAM_VERSION}+{SCALARS_VERSION}"
 
 
 def _preprocessing() -> dict:
-    return {"version": PREPROCESSING_VERSION, **describe(), "periodogram": PERIODOGRAM_VERSION}
+    return {"version": PREPROCESSING_VERSION, **describe(), "periodogram": PERIODOGRAM_VERSION,
+            "scalars": SCALARS_VERSION}
 
 
 def train_eb(

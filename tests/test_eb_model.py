@@ -132,3 +132,16 @@ def test_eb_labels_import_by_tic(catalog, tmp_path):
     path.write_text("tic_id,label\n-4,1\n")
     with pytest.raises(BinarycatError, match="positive integers"):
         import_labels(catalog, path)
+
+
+def test_amplitude_scalars_give_back_the_depth_min_max_removed():
+    from binarycat.model.eb_data import amplitude_scalars
+
+    np.testing.assert_allclose(amplitude_scalars(0.7, 1.1), [(np.log10(0.3) + 2) / 2, 0.5], rtol=1e-6)
+    shallow, deep = amplitude_scalars(0.995, 1.001), amplitude_scalars(0.7, 1.001)
+    assert deep[0] > shallow[0] and deep[1] == shallow[1]
+    assert amplitude_scalars(1.0, 1.0).tolist() == [-1.0, -1.0]      # floors at 1e-4
+    net = CALNet(width=8, n_scalars=2).eval()
+    with pytest.raises(ValueError, match="pass them"):
+        net(torch.rand(1, LC_LENGTH), torch.rand(1, PERIODOGRAM_LENGTH))
+    assert net(torch.rand(1, LC_LENGTH), torch.rand(1, PERIODOGRAM_LENGTH), torch.zeros(1, 2)).shape == (1, 2)

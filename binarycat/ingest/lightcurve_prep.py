@@ -134,6 +134,10 @@ class PreparedLightCurve:
         float64: the cleaned points for the periodogram (see the module docstring).
     points_inlier : numpy.ndarray of bool
         Which of those points the last spline round kept (within ``sigma`` of the fit).
+    flux_range : tuple of float
+        ``(min, max)`` of the resampled curve before the min-max step, in units of the segment
+        median: how deep the curve dips and how high it rises, which the [0, 1] curve no
+        longer says (a 0.5 % transit and a 30 % eclipse look alike after it).
     """
 
     flux: np.ndarray
@@ -144,6 +148,7 @@ class PreparedLightCurve:
     points_flux: np.ndarray = None
     points_flux_err: np.ndarray = None
     points_inlier: np.ndarray = None
+    flux_range: tuple = (0.0, 1.0)
 
     @property
     def periodogram_input(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -400,10 +405,14 @@ def resample_minmax(curves, spans, n_out: int = N_OUT) -> tuple[np.ndarray, np.n
     """
     if len(curves) != len(spans) or not curves:
         raise ValueError("need one span per curve and at least one curve")
-    counts = allocate_samples([b - a for a, b in spans], n_out)
-    grids = [np.linspace(a, b, n) for (a, b), n in zip(spans, counts)]
+    grids = _grids(spans, n_out)
     values = np.concatenate([np.asarray(f(g), float) for f, g in zip(curves, grids)])
     return np.concatenate(grids), minmax_normalise(values).astype(np.float32)
+
+
+def _grids(spans, n_out: int) -> list[np.ndarray]:
+    counts = allocate_samples([b - a for a, b in spans], n_out)
+    return [np.linspace(a, b, n) for (a, b), n in zip(spans, counts)]
 
 
 def preprocess_lightcurve(time, flux, quality=None, flux_err=None, *, n_out: int = N_OUT,
@@ -467,8 +476,10 @@ def preprocess_lightcurve(time, flux, quality=None, flux_err=None, *, n_out: int
         spans.append((float(max(ti[0], spline.t[0])), float(min(ti[-1], spline.t[-1]))))
         pts.append((ts, fs, es, inliers))
     grid, values = resample_minmax(splines, spans, n_out)
+    raw = np.concatenate([np.asarray(f(g), float) for f, g in zip(splines, _grids(spans, n_out))])
     return PreparedLightCurve(
         flux=values, time=grid, n_good=int(good.sum()), segments=spans,
+        flux_range=(float(raw.min()), float(raw.max())),
         points_time=np.concatenate([p[0] for p in pts]),
         points_flux=np.concatenate([p[1] for p in pts]),
         points_flux_err=np.concatenate([p[2] for p in pts]),

@@ -11,6 +11,11 @@ curve and are fused before the classifier:
 - the two summaries are concatenated and classified by a small MLP into two logits
   (not EB, EB).
 
+With ``n_scalars > 0`` (binarycat's default, see `binarycat.model.eb_data.amplitude_scalars`)
+a few numbers per curve join the two summaries before the MLP: the depth and rise of the
+curve before its min-max normalisation, which the published CALNet inputs do not carry.
+``n_scalars = 0`` is the published network.
+
 CBAM (Woo et al. 2018) is used in its 1-D form: channel attention from a shared MLP over
 the average- and max-pooled sequence, then spatial (here: temporal) attention from a
 convolution over the channel-wise mean and max.
@@ -114,6 +119,8 @@ class CALNet(nn.Module):
         Channels of the first light-curve CAP module; the others scale with it.
     dropout : float
         Dropout before the last layer.
+    n_scalars : int
+        Per-curve numbers fused with the two branches (0: the published CALNet).
 
     Examples
     --------
@@ -122,16 +129,23 @@ class CALNet(nn.Module):
     torch.Size([2, 2])
     """
 
-    def __init__(self, width: int = 16, dropout: float = 0.3):
+    def __init__(self, width: int = 16, dropout: float = 0.3, n_scalars: int = 0):
         super().__init__()
         w = width
+        self.n_scalars = n_scalars
         self.lc_branch = _Branch([w, 2 * w, 4 * w], [9, 7, 5], [4, 4, 4], hidden=4 * w)
         self.gls_branch = _Branch([w // 2, w], [9, 5], [4, 4], hidden=2 * w)
         self.head = nn.Sequential(
-            nn.Linear(6 * w, 4 * w), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(4 * w, 2))
+            nn.Linear(6 * w + n_scalars, 4 * w), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(4 * w, 2))
 
-    def forward(self, lc: torch.Tensor, periodogram: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.lc_branch(lc), self.gls_branch(periodogram)], dim=1))
+    def forward(self, lc: torch.Tensor, periodogram: torch.Tensor,
+                scalars: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [self.lc_branch(lc), self.gls_branch(periodogram)]
+        if self.n_scalars:
+            if scalars is None:
+                raise ValueError(f"this CALNet fuses {self.n_scalars} per-curve scalars; pass them")
+            parts.append(scalars.to(parts[0].dtype))
+        return self.head(torch.cat(parts, dim=1))
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

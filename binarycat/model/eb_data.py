@@ -16,7 +16,22 @@ from torch.utils.data import Dataset
 
 from binarycat.model.data import split_sources
 
-__all__ = ["EBFeatures", "EBDataset", "split_by_tic"]
+__all__ = ["EBFeatures", "EBDataset", "N_SCALARS", "amplitude_scalars", "split_by_tic"]
+
+N_SCALARS = 2
+
+
+def amplitude_scalars(flux_min: float, flux_max: float) -> np.ndarray:
+    """How deep a light curve dips and how high it rises, for the network's fusion layer.
+
+    The light-curve branch sees a min-max normalised curve, in which a 0.5 % transit and a
+    30 % eclipse look alike. These two numbers give back the scale: ``log10`` of the depth
+    below the median (``1 - flux_min``) and of the rise above it (``flux_max - 1``), each at
+    least 1e-4 (0.1 mmag), mapped from [-4, 0] to about [-1, 1].
+    """
+    depth = max(1.0 - float(flux_min), 1e-4)
+    rise = max(float(flux_max) - 1.0, 1e-4)
+    return ((np.log10([depth, rise]) + 2.0) / 2.0).astype(np.float32)
 
 
 @dataclass
@@ -35,6 +50,8 @@ class EBFeatures:
         Period of the GLS peak, days.
     label : ndarray of int64, optional
         1 for an eclipsing binary, 0 otherwise; -1 where unknown.
+    scalars : ndarray, shape (N, N_SCALARS), float32, optional
+        `amplitude_scalars` of each curve (zeros when not given).
     """
 
     lightcurve_id: list[str]
@@ -43,6 +60,7 @@ class EBFeatures:
     periodogram: np.ndarray
     best_period: np.ndarray
     label: np.ndarray = field(default=None)
+    scalars: np.ndarray = field(default=None)
 
     def __post_init__(self):
         n = len(self.lightcurve_id)
@@ -52,6 +70,8 @@ class EBFeatures:
         self.best_period = np.asarray(self.best_period, dtype=np.float64).reshape(n)
         self.label = (np.full(n, -1, np.int64) if self.label is None
                       else np.asarray(self.label, dtype=np.int64).reshape(n))
+        self.scalars = (np.zeros((n, N_SCALARS), np.float32) if self.scalars is None
+                        else np.asarray(self.scalars, dtype=np.float32).reshape(n, N_SCALARS))
 
     def __len__(self) -> int:
         return len(self.lightcurve_id)
@@ -59,7 +79,7 @@ class EBFeatures:
     def subset(self, mask) -> "EBFeatures":
         idx = np.flatnonzero(np.asarray(mask)) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return EBFeatures([self.lightcurve_id[i] for i in idx], self.tic_id[idx], self.lc[idx],
-                          self.periodogram[idx], self.best_period[idx], self.label[idx])
+                          self.periodogram[idx], self.best_period[idx], self.label[idx], self.scalars[idx])
 
 
 def split_by_tic(tic_ids, labels, seed: int) -> dict[int, str]:
@@ -69,13 +89,14 @@ def split_by_tic(tic_ids, labels, seed: int) -> dict[int, str]:
 
 
 class EBDataset(Dataset):
-    """``(lc, periodogram, label)`` tensors; with ``augment`` a light curve is reversed in time
+    """``(lc, periodogram, scalars, label)`` tensors; with ``augment`` a light curve is reversed in time
     half of the time (an eclipse looks the same backwards, a transit or a sawtooth pulsation
     keeps what tells it apart) and gets a fresh draw of small white noise."""
 
     def __init__(self, features: EBFeatures, *, augment: bool = False, noise: float = 0.005, seed: int = 0):
         self.lc = torch.from_numpy(features.lc)
         self.periodogram = torch.from_numpy(features.periodogram)
+        self.scalars = torch.from_numpy(features.scalars)
         self.label = torch.from_numpy(features.label)
         self.augment = augment
         self.noise = noise
@@ -90,4 +111,4 @@ class EBDataset(Dataset):
             if torch.rand((), generator=self.generator) < 0.5:
                 lc = lc.flip(0)
             lc = lc + self.noise * torch.randn(lc.shape, generator=self.generator)
-        return lc, self.periodogram[i], self.label[i]
+        return lc, self.periodogram[i], self.scalars[i], self.label[i]

@@ -18,7 +18,7 @@ from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint, save_checkpoint
 from binarycat.model.device import autocast, pick_device
-from binarycat.model.eb_data import EBDataset, EBFeatures, split_by_tic
+from binarycat.model.eb_data import N_SCALARS, EBDataset, EBFeatures, split_by_tic
 from binarycat.model.metrics import classification_report
 from binarycat.model.networks import build
 from binarycat.model.predict import model_row
@@ -39,6 +39,9 @@ class EBTrainConfig:
     epochs : int
         Most epochs; training stops when validation F1 of the EB class has not improved for
         ``patience`` epochs and the best epoch's weights are kept.
+    amplitude : bool
+        Fuse the curve's depth and rise (`binarycat.model.eb_data.amplitude_scalars`) with the
+        two branches; False trains the published CALNet.
     target_recall : float
         The decision threshold is the highest one (at most 0.5) whose recall of EBs on the
         validation split reaches this; recall is what the CALNet paper optimises (99.1 %).
@@ -55,6 +58,7 @@ class EBTrainConfig:
     seed: int = 0
     split_seed: int = 0
     target_recall: float = 0.99
+    amplitude: bool = True
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -73,21 +77,22 @@ class EBTrainResult:
     checkpoint: str = ""
 
 
-def eb_logits(model, lc: torch.Tensor, periodogram: torch.Tensor, device: torch.device,
-              batch_size: int = 256) -> torch.Tensor:
+def eb_logits(model, lc: torch.Tensor, periodogram: torch.Tensor, scalars: torch.Tensor,
+              device: torch.device, batch_size: int = 256) -> torch.Tensor:
     """Logits for many light curves, in batches, in inference mode."""
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(lc), batch_size):
             with autocast(device):
-                out.append(model(lc[i:i + batch_size].to(device),
-                                 periodogram[i:i + batch_size].to(device)).float().cpu())
+                out.append(model(lc[i:i + batch_size].to(device), periodogram[i:i + batch_size].to(device),
+                                 scalars[i:i + batch_size].to(device)).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 2)
 
 
 def _p_eb(model, features: EBFeatures, device) -> np.ndarray:
-    logits = eb_logits(model, torch.from_numpy(features.lc), torch.from_numpy(features.periodogram), device)
+    logits = eb_logits(model, torch.from_numpy(features.lc), torch.from_numpy(features.periodogram),
+                       torch.from_numpy(features.scalars), device)
     return torch.softmax(logits, dim=1)[:, 1].numpy().astype(np.float64)
 
 
@@ -143,7 +148,8 @@ def train_eb_classifier(
     loader = DataLoader(EBDataset(parts["train"], augment=True, seed=config.seed),
                         batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed))
-    arch_kwargs = {"width": config.width, "dropout": config.dropout}
+    arch_kwargs = {"width": config.width, "dropout": config.dropout,
+                   "n_scalars": N_SCALARS if config.amplitude else 0}
     model = build("calnet", **arch_kwargs).to(dev)
     counts = np.bincount(parts["train"].label, minlength=2).astype(float)
     weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
@@ -155,11 +161,11 @@ def train_eb_classifier(
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, n = 0.0, 0
-        for lc, pg, y in loader:
-            lc, pg, y = lc.to(dev), pg.to(dev), y.to(dev)
+        for lc, pg, sc, y in loader:
+            lc, pg, sc, y = lc.to(dev), pg.to(dev), sc.to(dev), y.to(dev)
             opt.zero_grad(set_to_none=True)
             with autocast(dev):
-                loss = loss_fn(model(lc, pg).float(), y)
+                loss = loss_fn(model(lc, pg, sc).float(), y)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(y)

@@ -21,11 +21,11 @@ def stamp_resnet34(in_channels: int = 1, num_classes: int = 2) -> nn.Module:
     return model
 
 
-def calnet(width: int = 16, dropout: float = 0.3) -> nn.Module:
+def calnet(width: int = 16, dropout: float = 0.3, n_scalars: int = 0) -> nn.Module:
     """The CALNet light-curve classifier (see `binarycat.model.calnet`)."""
     from binarycat.model.calnet import CALNet
 
-    return CALNet(width=width, dropout=dropout)
+    return CALNet(width=width, dropout=dropout, n_scalars=n_scalars)
 
 
 ARCHITECTURES = {"resnet34": stamp_resnet34, "calnet": calnet}

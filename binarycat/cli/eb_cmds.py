@@ -32,6 +32,9 @@ def eb_train(
     target_recall: float = typer.Option(0.99, min=0.5, max=1.0,
                                         help="Validation recall of EBs the decision threshold must reach."),
     width: int = typer.Option(16, min=4, help="Channels of the first convolution (the rest scale with it)."),
+    amplitude: bool = typer.Option(True, "--amplitude/--no-amplitude",
+                                   help="Fuse the curve's depth and rise with the two branches "
+                                        "(--no-amplitude: the published CALNet)."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by TIC."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -49,7 +52,8 @@ def eb_train(
     from binarycat.model.metrics import format_report
 
     config = EBTrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           patience=patience, target_recall=target_recall, width=width, seed=seed,
+                           patience=patience, target_recall=target_recall, width=width, amplitude=amplitude,
+                           seed=seed,
                            split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res, failures = train_eb(cat, config, device=device, progress=bars.factory("train"),

@@ -71,7 +71,7 @@ def test_tiny_training_run_beats_chance_and_predicts_into_the_catalogue(catalog)
     feats = easy_features(80)
     add_sources(catalog, [(f"s{i}", 10.0 + i * 0.01, 5.0) for i in range(80)])
     store_lightcurves(catalog, [make_lc(100 + i, 10.0 + i * 0.01, 5.0, n=2100, seed=i) for i in range(80)])
-    config = EBTrainConfig(epochs=4, batch_size=16, width=8, patience=4)
+    config = EBTrainConfig(epochs=8, batch_size=16, width=8, patience=8, amplitude=False)
     res = train_eb_classifier(catalog, feats, config, preprocessing={"version": "test"}, device="cpu")
     assert res.report["accuracy"] > 0.75, res.report        # chance is 0.5
     assert catalog.table_count("eb_splits") == 80

@@ -28,7 +28,7 @@ def eb_train(
     epochs: int = typer.Option(30, min=1, help="Most epochs; early stopping on validation F1 of EBs."),
     batch_size: int = typer.Option(32, min=1),
     learning_rate: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    patience: int = typer.Option(8, help="Stop after this many epochs without a better validation F1."),
+    patience: int = typer.Option(15, help="Stop after this many epochs without a better validation F1."),
     target_recall: float = typer.Option(0.99, min=0.5, max=1.0,
                                         help="Validation recall of EBs the decision threshold must reach."),
     width: int = typer.Option(16, min=4, help="Channels of the first convolution (the rest scale with it)."),

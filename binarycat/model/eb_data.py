@@ -89,16 +89,22 @@ def split_by_tic(tic_ids, labels, seed: int) -> dict[int, str]:
 
 
 class EBDataset(Dataset):
-    """``(lc, periodogram, scalars, label)`` tensors; with ``augment`` a light curve is reversed in time
-    half of the time (an eclipse looks the same backwards, a transit or a sawtooth pulsation
-    keeps what tells it apart) and gets a fresh draw of small white noise."""
+    """``(lc, periodogram, scalars, label)`` tensors; with ``augment`` each light curve gets a
+    fresh draw of small white noise, and with ``reverse`` also a time reversal half of the time.
 
-    def __init__(self, features: EBFeatures, *, augment: bool = False, noise: float = 0.005, seed: int = 0):
+    Reversal is off by default: an eclipse looks the same backwards but an RR Lyrae sawtooth or
+    an evolving spot does not, and on the recall benchmark training without it found more
+    eclipsing binaries at the same precision.
+    """
+
+    def __init__(self, features: EBFeatures, *, augment: bool = False, reverse: bool = False,
+                 noise: float = 0.005, seed: int = 0):
         self.lc = torch.from_numpy(features.lc)
         self.periodogram = torch.from_numpy(features.periodogram)
         self.scalars = torch.from_numpy(features.scalars)
         self.label = torch.from_numpy(features.label)
         self.augment = augment
+        self.reverse = reverse
         self.noise = noise
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -108,7 +114,7 @@ class EBDataset(Dataset):
     def __getitem__(self, i):
         lc = self.lc[i]
         if self.augment:
-            if torch.rand((), generator=self.generator) < 0.5:
+            if self.reverse and torch.rand((), generator=self.generator) < 0.5:
                 lc = lc.flip(0)
             lc = lc + self.noise * torch.randn(lc.shape, generator=self.generator)
         return lc, self.periodogram[i], self.scalars[i], self.label[i]

@@ -32,13 +32,15 @@ EB_CLASS_NAMES = ("not EB", "EB")
 
 @dataclass
 class EBTrainConfig:
-    """Training settings of CALNet.
+    """Training settings of CALNet: Adam with a cosine learning-rate decay over ``epochs``.
 
     Attributes
     ----------
     epochs : int
         Most epochs; training stops when validation F1 of the EB class has not improved for
         ``patience`` epochs and the best epoch's weights are kept.
+    reverse : bool
+        Also augment by time reversal (see `binarycat.model.eb_data.EBDataset`).
     amplitude : bool
         Fuse the curve's depth and rise (`binarycat.model.eb_data.amplitude_scalars`) with the
         two branches; False trains the published CALNet.
@@ -50,15 +52,14 @@ class EBTrainConfig:
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
-    lr_step: int = 10
-    lr_gamma: float = 0.5
-    patience: int = 8
+    patience: int = 15
     width: int = 16
     dropout: float = 0.3
     seed: int = 0
     split_seed: int = 0
     target_recall: float = 0.99
     amplitude: bool = True
+    reverse: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -145,7 +146,7 @@ def train_eb_classifier(
             raise BinarycatError(
                 f"Too few labelled light curves: the {name} split needs eclipsing binaries and others.")
 
-    loader = DataLoader(EBDataset(parts["train"], augment=True, seed=config.seed),
+    loader = DataLoader(EBDataset(parts["train"], augment=True, reverse=config.reverse, seed=config.seed),
                         batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed))
     arch_kwargs = {"width": config.width, "dropout": config.dropout,
@@ -155,7 +156,7 @@ def train_eb_classifier(
     weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
 
     best, best_state, best_epoch, history = -1.0, None, 0, []
     for epoch in range(1, config.epochs + 1):

@@ -54,7 +54,10 @@ def main() -> None:
     ap.add_argument("--train-seed", type=int, default=1)
     ap.add_argument("--test-seed", type=int, default=2)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--catalog", type=Path, default=None, help="keep the catalogue here")
+    ap.add_argument("--catalog", type=Path, default=None,
+                    help="keep the catalogue here; run again with another --test-seed to measure a "
+                         "model with other settings on stars no earlier run has seen (the training "
+                         "sample and its prepared inputs are reused)")
     args = ap.parse_args()
 
     root = args.catalog or Path(tempfile.mkdtemp(prefix="bench-eb-"))
@@ -75,10 +78,11 @@ def main() -> None:
           f"(threshold {trained.threshold:.4f}; {len(failures.items)} could not be prepared)")
 
     t0 = time.perf_counter()
-    kinds = add_sample(cat, args.test, args.test_seed, 400_000_000, args.eb_fraction)
+    test_offset = 400_000_000 + 1_000_000 * args.test_seed  # another test seed, other stars
+    kinds = add_sample(cat, args.test, args.test_seed, test_offset, args.eb_fraction)
     ev = evaluate_eb(cat, trained.model_id, device=args.device)
     t_eval = time.perf_counter() - t0
-    fresh = np.array([t >= 400_000_000 for t in ev.tic_id])
+    fresh = np.array([test_offset <= t < test_offset + args.test for t in ev.tic_id])
     from binarycat.model.metrics import classification_report
     from binarycat.model.eb_train import EB_CLASS_NAMES
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from binarycat.catalog.store import Catalog
-from binarycat.eb_pipeline import evaluate_eb, train_eb
+from binarycat.eb_pipeline import evaluate_eb, train_eb, validation_threshold
 from binarycat.ingest.labels import import_eb_labels
 from binarycat.ingest.lightcurves import ingest_lightcurves
 from binarycat.ingest.simulate_lightcurves import field_targets, simulate_lightcurves
@@ -58,6 +58,9 @@ def main() -> None:
                     help="keep the catalogue here; run again with another --test-seed to measure a "
                          "model with other settings on stars no earlier run has seen (the training "
                          "sample and its prepared inputs are reused)")
+    ap.add_argument("--model", default=None, help="measure this stored model instead of training one")
+    ap.add_argument("--validation-recall", type=float, default=None,
+                    help="re-choose the threshold on the model's validation split for this recall")
     args = ap.parse_args()
 
     root = args.catalog or Path(tempfile.mkdtemp(prefix="bench-eb-"))
@@ -67,20 +70,28 @@ def main() -> None:
     t_sim = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    config = EBTrainConfig(epochs=args.epochs, seed=args.train_seed, split_seed=args.train_seed)
-    trained, failures = train_eb(
-        cat, config, device=args.device,
-        progress=lambda e, n, info: print(f"  epoch {e:2d}/{n}: loss {info['loss']:.4f}, "
-                                          f"val F1(EB) {info['val_f1_eb']:.4f}, recall {info['val_recall_eb']:.4f}",
-                                          flush=True))
+    if args.model:
+        model_id = args.model
+    else:
+        config = EBTrainConfig(epochs=args.epochs, seed=args.train_seed, split_seed=args.train_seed)
+        trained, failures = train_eb(
+            cat, config, device=args.device,
+            progress=lambda e, n, info: print(f"  epoch {e:2d}/{n}: loss {info['loss']:.4f}, "
+                                              f"val F1(EB) {info['val_f1_eb']:.4f}, "
+                                              f"recall {info['val_recall_eb']:.4f}", flush=True))
+        model_id = trained.model_id
+        print(f"trained {model_id} in {time.perf_counter() - t0:.0f}s on {trained.n_train} light curves "
+              f"(threshold {trained.threshold:.4f}; {len(failures.items)} could not be prepared)")
     t_train = time.perf_counter() - t0
-    print(f"trained {trained.model_id} in {t_train:.0f}s on {trained.n_train} light curves "
-          f"(threshold {trained.threshold:.4f}; {len(failures.items)} could not be prepared)")
+    threshold = None
+    if args.validation_recall:
+        threshold = validation_threshold(cat, model_id, args.validation_recall, device=args.device)
+        print(f"threshold for validation recall {args.validation_recall}: {threshold:.4f}")
 
     t0 = time.perf_counter()
     test_offset = 400_000_000 + 1_000_000 * args.test_seed  # another test seed, other stars
     kinds = add_sample(cat, args.test, args.test_seed, test_offset, args.eb_fraction)
-    ev = evaluate_eb(cat, trained.model_id, device=args.device)
+    ev = evaluate_eb(cat, model_id, threshold=threshold, device=args.device)
     t_eval = time.perf_counter() - t0
     fresh = np.array([test_offset <= t < test_offset + args.test for t in ev.tic_id])
     from binarycat.model.metrics import classification_report

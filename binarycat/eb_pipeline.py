@@ -31,7 +31,8 @@ from binarycat.model.eb_train import (EB_CLASS_NAMES, EBPredictResult, EBTrainCo
 from binarycat.model.metrics import classification_report
 from binarycat.model.periodogram import CALNET_PERIODS, calnet_periodogram
 
-__all__ = ["EBEvaluation", "FeatureFailures", "evaluate_eb", "lightcurve_features", "predict_eb", "train_eb"]
+__all__ = ["EBEvaluation", "FeatureFailures", "evaluate_eb", "lightcurve_features", "predict_eb", "train_eb",
+           "validation_threshold"]
 
 CHUNK = 128
 PERIODOGRAM_VERSION = "gls-zk09-calnet-periods-minmax"
@@ -195,13 +196,30 @@ class EBEvaluation:
     label: np.ndarray = None
 
 
+def validation_threshold(catalog: Catalog, model_id: str, target_recall: float, *,
+                         device: str | None = None) -> float:
+    """The highest threshold (at most 0.5) at which ``model_id`` finds ``target_recall`` of the
+    eclipsing binaries of its own validation split; a stricter recall than the one it was
+    trained with, chosen without looking at any test star."""
+    from binarycat.model.eb_train import _p_eb, choose_threshold
+
+    model, _, row, dev = load_eb_model(catalog, model_id, device)
+    ids = [lid for (lid,) in catalog.sql(
+        """select l.lightcurve_id from lightcurves l join eb_splits s using (tic_id)
+           where s.model_id = ? and s.split = 'validation' order by l.tic_id, l.sector""",
+        [row["model_id"]]).fetchall()]
+    features, _ = lightcurve_features(catalog, ids, labelled_only=True)
+    return choose_threshold(_p_eb(model, features, dev), features.label, target_recall)
+
+
 def evaluate_eb(
-    catalog: Catalog, model_id: str | None = None, *, device: str | None = None,
-    progress: Callable[[int, int], object] | None = None,
+    catalog: Catalog, model_id: str | None = None, *, threshold: float | None = None,
+    device: str | None = None, progress: Callable[[int, int], object] | None = None,
 ) -> EBEvaluation:
     """Predict and score every labelled light curve whose star was not in the model's train or
     validation split: its test split plus anything labelled since (a freshly simulated set,
-    a new sector). Predictions are stored as by `predict_eb`."""
+    a new sector). Predictions are stored as by `predict_eb`; ``threshold`` replaces the
+    model's own."""
     model, config, row, dev = load_eb_model(catalog, model_id, device)
     held_out = [lid for (lid,) in catalog.sql(
         """select l.lightcurve_id from lightcurves l join latest_eb_labels b using (tic_id)
@@ -210,12 +228,12 @@ def evaluate_eb(
     if not held_out:
         raise BinarycatError(f"No labelled light curves outside the training data of {row['model_id']}.")
     features, _ = lightcurve_features(catalog, held_out, progress=progress)
-    predict_eclipsing(catalog, features, model, config, row["model_id"], dev)
+    predict_eclipsing(catalog, features, model, config, row["model_id"], dev, threshold=threshold)
     p = np.array([v for (v,) in catalog.sql(
         "select p.p_binary from (select unnest(?) as lightcurve_id, generate_subscripts(?, 1) as i) f "
         "join eb_predictions p on p.lightcurve_id = f.lightcurve_id and p.model_id = ? order by f.i",
         [features.lightcurve_id, features.lightcurve_id, row["model_id"]]).fetchall()])
-    threshold = float(config.get("threshold", 0.5))
+    threshold = float(config.get("threshold", 0.5) if threshold is None else threshold)
     report = classification_report(features.label, p >= threshold, EB_CLASS_NAMES)
     return EBEvaluation(row["model_id"], report, threshold, features.lightcurve_id, features.tic_id, p,
                         features.label)

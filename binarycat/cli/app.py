@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -177,10 +178,14 @@ def simulate(
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same files."),
     fov: float = typer.Option(10.0, "--fov", help="Stamp field of view, arcsec."),
     binary_fraction: float = typer.Option(0.5, min=0.0, max=1.0, help="Fraction of binaries."),
+    first_id: int = typer.Option(0, min=0, help="First source id number; give a second sky ids of its own "
+                                                "to ingest it into the same catalogue."),
 ):
     """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
 
     Example: [cyan]binarycat simulate sim --sources 500 --surveys PS1,HST,2MASS --seed 7[/]
+
+    A test sky for the same catalogue: [cyan]binarycat simulate sim2 --seed 8 --first-id 100000[/]
     """
     from binarycat.ingest.simulate import simulate_sky
     from binarycat.ingest.surveys import parse_survey_list
@@ -188,7 +193,8 @@ def simulate(
     names = [s.name for s in parse_survey_list(surveys_opt)]
     with Bars() as bars:
         res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
-                           binary_fraction=binary_fraction, progress=bars.factory("simulate"))
+                           binary_fraction=binary_fraction, first_id=first_id,
+                           progress=bars.factory("simulate"))
     console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
     for name, n in res.files_by_survey.items():
         console.print(f"  {name:<10} {n} files in {res.out_dir / name}")
@@ -352,11 +358,16 @@ def train(
     surveys_opt: str = typer.Option("PanSTARRS,SDSS9,HST", "--surveys", "-s", help="Comma-separated surveys."),
     epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
     batch_size: int = typer.Option(32, min=1),
-    input_scale: float = typer.Option(0.1, help="Arcsec per model-input pixel; 0 resamples the whole stamp."),
+    arch: str = typer.Option("resnet34-stem", help="resnet34-stem (custom stem for small stamps) or resnet34 "
+                                                    "(torchvision's own stem)."),
+    input_size: int = typer.Option(64, min=16, help="Model input size, pixels a side."),
+    field: float = typer.Option(6.4, help="Arcsec a side of the field the input shows (scale = field / size); "
+                                          "0 resamples the whole stamp."),
     learning_rate: float = typer.Option(3e-4, "--lr", help="Adam learning rate."),
     lr_step: int = typer.Option(10, help="StepLR step, epochs."),
     patience: int = typer.Option(10, help="Stop after this many epochs without a better val F1."),
-    input_size: int = typer.Option(64, help="Model input size, pixels (stamps are resampled to it)."),
+    where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) to train on, "
+                                                   "e.g. \"s.source_id < '100000'\"."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -364,25 +375,37 @@ def train(
 ):
     """Train a ResNet34 from scratch on the labelled stamps of some surveys.
 
+    Sources are split 70/15/15 (train/validation/test); the best epoch by validation macro-F1
+    is kept and its temperature fitted on the validation split, so p_binary is calibrated.
+
     Example: [cyan]binarycat train --surveys PanSTARRS,SDSS9,HST --epochs 40[/]
+
+    The paper's group 4: [cyan]binarycat train --surveys JWST,HSC[/]
     """
     from binarycat.ingest.surveys import parse_survey_list
     from binarycat.model.metrics import format_report
+    from binarycat.model.networks import ARCHITECTURES
     from binarycat.model.train import TrainConfig, train_stamp_classifier
 
+    if arch not in ARCHITECTURES or arch == "calnet":
+        raise BinarycatError(f"Unknown --arch {arch!r}; choose resnet34-stem or resnet34.")
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
-                         patience=patience, input_size=input_size, input_scale_arcsec=input_scale or None,
+                         patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
                          seed=seed, split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
-        res = train_stamp_classifier(cat, names, config, device=device, progress=bars.factory("train"))
+        res = train_stamp_classifier(cat, names, config, where=where, device=device,
+                                     progress=bars.factory("train"))
     if fmt == "json":
         print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
-                          "seconds": res.seconds}, indent=1))
+                          "calibration": res.calibration, "seconds": res.seconds}, indent=1))
         return
     console.print(f"Model [bold]{res.model_id}[/] trained in {res.seconds:.0f}s "
                   f"({res.n_train} train / {res.n_validation} validation / {res.n_test} test stamps).")
     console.print(format_report(res.report), highlight=False)
+    cal = res.calibration
+    console.print(f"Temperature {cal['temperature']:.3f}: test ECE {cal['ece_test_before']:.4f} -> "
+                  f"{cal['ece_test_after']:.4f}.  Next: [cyan]binarycat evaluate --model {res.model_id}[/]")
 
 
 @app.command()
@@ -413,24 +436,33 @@ def predict(
 def evaluate(
     ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest of each kind]."),
+    on: str = typer.Option("test", "--on", help="test: the model's held-out test split; unseen: every labelled "
+                                                "stamp of a source in none of its splits (e.g. a new seed)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the classical PSF-fit baseline."),
+    figure: Optional[Path] = typer.Option(None, help="Confusion-matrix PNG \\[default: models/ID.SET.confusion.png "
+                                                     "in the catalogue]."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
-    """Show a model's classification report on its held-out test split, overall and per survey.
+    """Score a stamp classifier on held-out stamps: Table 2 overall and per survey, calibration, baseline.
 
-    Without --model, the newest stamp classifier and the newest eclipsing-binary model (CALNet,
-    survey TESS) are both shown, when they exist.
+    The CNN's report (precision, recall, F1 per class, accuracy, macro and weighted averages)
+    is printed overall and per survey, beside the classical baseline (a one- versus
+    two-component PSF fit) on the same stamps, with the expected calibration error before and
+    after temperature scaling. A confusion-matrix PNG is saved and the report is stored in the
+    model's row of `models`. Without --model, the newest stamp classifier and the newest
+    eclipsing-binary model (CALNet; its stored test report) are both shown.
 
-    Example: [cyan]binarycat evaluate --format json[/]
+    Example: [cyan]binarycat evaluate --on unseen --format json[/]
     """
     from binarycat.model.eb_train import EB_MODEL_KIND
+    from binarycat.model.evaluation import evaluate_model
     from binarycat.model.metrics import format_report
     from binarycat.model.predict import MODEL_KIND, model_row
 
-    with Catalog(_catalog_dir(ctx), create=False, read_only=True) as cat:
-        if model:
-            rows = [model_row(cat, model)]
-        else:
-            rows = []
+    with _open(ctx) as cat:
+        rows = [model_row(cat, model)] if model else []
+        if not model:
             for kind in (MODEL_KIND, EB_MODEL_KIND):
                 try:
                     rows.append(model_row(cat, kind=kind))
@@ -438,23 +470,64 @@ def evaluate(
                     pass
             if not rows:
                 raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
+        results = [evaluate_model(cat, r["model_id"], on=on, device=device, baseline=baseline, figure=figure)
+                   if r["kind"] == MODEL_KIND else r for r in rows]
     if fmt == "json":
-        out = [{"model_id": r["model_id"], "kind": r["kind"], "test": r["metrics"]["test"],
-                "test_per_survey": r["metrics"].get("test_per_survey", {}),
-                "threshold": r["metrics"].get("threshold")} for r in rows]
+        out = [r.as_dict() if not isinstance(r, dict) else
+               {"model_id": r["model_id"], "kind": r["kind"], "test": r["metrics"]["test"],
+                "threshold": r["metrics"].get("threshold")} for r in results]
         print(json.dumps(out[0] if model else out, indent=1))
         return
-    for row in rows:
-        metrics = row["metrics"]
-        unit = "light curves" if row["kind"] == EB_MODEL_KIND else "stamps"
-        console.print(f"[bold]{row['model_id']}[/] ({row['kind']}) trained on {', '.join(row['surveys'])}: "
-                      f"{metrics['n_test']} test {unit}, best epoch {metrics['best_epoch']}"
-                      + (f", threshold {metrics['threshold']:.3f}" if metrics.get("threshold") is not None else ""))
-        console.print(format_report(metrics["test"]), highlight=False)
-        for survey, rep in metrics.get("test_per_survey", {}).items():
-            console.print(f"\n[bold]{survey}[/]")
-            console.print(format_report(rep), highlight=False)
-        console.print()
+    for res in results:
+        if isinstance(res, dict):
+            _print_stored_eb(res)
+        else:
+            _print_evaluation(res)
+
+
+def _print_stored_eb(row: dict) -> None:
+    from binarycat.model.metrics import format_report
+
+    metrics = row["metrics"]
+    console.print(f"[bold]{row['model_id']}[/] ({row['kind']}) trained on {', '.join(row['surveys'])}: "
+                  f"{metrics['n_test']} test light curves, best epoch {metrics['best_epoch']}"
+                  + (f", threshold {metrics['threshold']:.3f}" if metrics.get("threshold") is not None else ""))
+    console.print(format_report(metrics["test"]), highlight=False)
+    console.print()
+
+
+def _print_evaluation(res) -> None:
+    from rich.table import Table as RichTable
+
+    from binarycat.model.metrics import format_report
+
+    console.print(f"[bold]{res.model_id}[/] on its {res.on} stamps ({res.n_stamps}), threshold "
+                  f"{res.threshold:.2f} on calibrated p_binary")
+    console.print(format_report(res.report), highlight=False)
+    for survey, rep in res.per_survey.items():
+        console.print(f"\n[bold]{survey}[/]")
+        console.print(format_report(rep), highlight=False)
+    cal = res.calibration
+    console.print(f"\nCalibration: temperature {cal['temperature']:.3f}, expected calibration error "
+                  f"{cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after.")
+    if res.baseline:
+        table = RichTable(title="CNN beside the classical baseline (PSF pair fit), same stamps", header_style="bold")
+        for col in ("survey", "stamps", "CNN macro-F1", "baseline macro-F1", "CNN binary P/R",
+                    "baseline binary P/R", "CNN >= baseline"):
+            table.add_column(col, justify="right")
+        pairs = [("all", res.report, res.baseline)] + [
+            (s, r, res.baseline_per_survey.get(s)) for s, r in res.per_survey.items()]
+        for name, cnn, base in pairs:
+            if not base:
+                continue
+            table.add_row(name, str(cnn["macro avg"]["support"]), f"{cnn['macro avg']['f1']:.3f}",
+                          f"{base['macro avg']['f1']:.3f}",
+                          f"{cnn['binary']['precision']:.3f}/{cnn['binary']['recall']:.3f}",
+                          f"{base['binary']['precision']:.3f}/{base['binary']['recall']:.3f}",
+                          "yes" if cnn["macro avg"]["f1"] >= base["macro avg"]["f1"] else "[red]no[/]")
+        console.print(table)
+    console.print(f"Confusion matrices: {res.figure}")
+    console.print()
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -546,3 +619,21 @@ def main() -> None:
 from binarycat.cli import eb_cmds as _eb_cmds  # noqa: E402,F401  (registers eb train|predict)
 from binarycat.cli import lightcurve_cmds as _lightcurve_cmds  # noqa: E402,F401  (registers lightcurves ingest|fetch)
 from binarycat.cli import report_cmds as _report_cmds  # noqa: E402,F401  (registers report, label serve)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    """Join the hard-wrapped lines of every command docstring into paragraphs.
+
+    Rich help keeps a docstring's line breaks, so 100-column source lines would be broken again
+    at the terminal's width; the help text reflows once the lines of a paragraph are joined.
+    """
+    for cmd in typer_app.registered_commands:
+        doc = cmd.help or (cmd.callback.__doc__ if cmd.callback else None)
+        if doc:
+            paragraphs = inspect.cleandoc(doc).split("\n\n")
+            cmd.help = "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+    for group in typer_app.registered_groups:
+        _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)

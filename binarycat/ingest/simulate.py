@@ -276,7 +276,8 @@ def _clipped_normal(rng, mean, sd, bounds, n):
     return np.clip(rng.normal(mean, sd, n), *bounds)
 
 
-def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: float = 0.5) -> Table:
+def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: float = 0.5,
+                     first_id: int = 0) -> Table:
     """Draw an Orion-like list of stars, about ``binary_fraction`` of them binaries.
 
     Parameters
@@ -287,6 +288,10 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         Non-negative seed; the table depends only on ``(n_sources, seed, binary_fraction)``.
     binary_fraction : float
         Probability that a source is a binary (0-1).
+    first_id : int
+        The first source's id number: ids run ``first_id, first_id + 1, ...``. Give a second
+        sky (another seed) ids of its own to ingest it into the same catalogue, e.g. a test set
+        that shares no source with the training set.
 
     Returns
     -------
@@ -305,6 +310,8 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         For a negative or non-integer ``n_sources`` or ``seed``, or a fraction outside [0, 1].
     """
     _check_args(n_sources, seed, binary_fraction)
+    if int(first_id) != first_id or first_id < 0:
+        raise BinarycatError(f"first_id must be a non-negative integer, not {first_id!r}.")
     n = int(n_sources)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_SOURCES]))
 
@@ -329,7 +336,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         return np.where(mask, values, 0.0)
 
     table = Table()
-    table["source_id"] = np.array([f"{i:05d}" for i in range(n)], dtype=str)
+    table["source_id"] = np.array([f"{int(first_id) + i:05d}" for i in range(n)], dtype=str)
     table["ra"] = ra
     table["dec"] = dec
     table["population"] = np.where(in_cluster, "cluster", "cloud").astype("U7")
@@ -805,6 +812,7 @@ def simulate_sky(
     seed: int = 0,
     fov_arcsec: float = 10.0,
     binary_fraction: float = 0.5,
+    first_id: int = 0,
     progress: Callable[[int, int], object] | None = None,
 ) -> SimulationResult:
     """Simulate an Orion-like sky and write its FITS stamps, ``sources.csv`` and ``truth.csv``.
@@ -823,6 +831,8 @@ def simulate_sky(
         Stamp side in arcseconds (stamps are at least 9 pixels a side).
     binary_fraction : float
         Fraction of binaries (0-1).
+    first_id : int
+        The first source id number (see `simulate_sources`).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` with the number of FITS files written so far
         and the total to write: once with ``n_done = 0`` and then after each (source, survey).
@@ -841,7 +851,7 @@ def simulate_sky(
     if not fov_arcsec > 0:
         raise BinarycatError(f"fov_arcsec must be positive, not {fov_arcsec!r}.")
     survey_list = _resolve_surveys(surveys)
-    table = simulate_sources(n_sources, seed=seed, binary_fraction=binary_fraction)
+    table = simulate_sources(n_sources, seed=seed, binary_fraction=binary_fraction, first_id=first_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

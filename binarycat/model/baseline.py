@@ -85,7 +85,6 @@ from scipy.optimize import least_squares
 from scipy.special import erf
 
 from binarycat.errors import BinarycatError
-from binarycat.ingest.surveys import get_survey
 from binarycat.model.metrics import classification_report
 
 __all__ = [
@@ -411,12 +410,8 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms) -> np.ndarray:
 
 
 def _survey_key(name) -> str:
-    """The registry's canonical name for ``name`` where it knows it, else the name as given."""
-    name = str(name)
-    try:
-        return get_survey(name).name
-    except BinarycatError:
-        return name
+    """Survey names as the catalogue stores them (canonical names; `model` does not import `ingest`)."""
+    return str(name)
 
 
 def _macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:

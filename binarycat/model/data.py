@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -38,18 +39,27 @@ class LabelledStamps:
                               [self.pixel_scale[i] for i in idx])
 
 
-def labelled_stamps(catalog: Catalog, surveys: list[str]) -> LabelledStamps:
-    """Every stored stamp of ``surveys`` whose (source, survey) has a label."""
-    rows = catalog.sql(
-        """select s.stamp_id, s.source_id, s.survey, l.label, s.pixel_scale_arcsec
-           from stamps s join latest_labels l using (source_id, survey)
-           where s.survey in (select unnest(?))
-           order by s.source_id, s.survey, s.stamp_id""",
-        [surveys],
-    ).fetchall()
+def labelled_stamps(catalog: Catalog, surveys: list[str], *, where: str | None = None) -> LabelledStamps:
+    """Every stored stamp of ``surveys`` whose (source, survey) has a label.
+
+    ``where`` is an SQL condition on ``sources`` (alias ``s``), e.g. ``"s.dec > -6"``.
+    """
+    cond = f"and ({where})" if where else ""
+    try:
+        rows = catalog.sql(
+            f"""select st.stamp_id, st.source_id, st.survey, l.label, st.pixel_scale_arcsec
+               from stamps st join latest_labels l using (source_id, survey)
+               join sources s on s.source_id = st.source_id
+               where st.survey in (select unnest($surveys)) {cond}
+               order by st.source_id, st.survey, st.stamp_id""",
+            {"surveys": surveys},
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise BinarycatError(f"--where is not a valid condition on sources: {' '.join(str(exc).split())}") from None
     if not rows:
         raise BinarycatError(
-            f"No labelled stamps for {', '.join(surveys)}; ingest stamps and import labels first."
+            f"No labelled stamps for {', '.join(surveys)}"
+            + (f" where {where}" if where else "") + "; ingest stamps and import labels first."
         )
     sid, src, sv, lab, scale = zip(*rows)
     return LabelledStamps(list(sid), list(src), list(sv), np.asarray(lab, dtype=np.int64), list(scale))

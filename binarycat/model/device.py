@@ -7,7 +7,7 @@ import os
 
 import torch
 
-__all__ = ["pick_device", "autocast", "configure_cpu"]
+__all__ = ["pick_device", "autocast", "configure_cpu", "adam"]
 
 
 def configure_cpu() -> None:
@@ -39,3 +39,16 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one for these parameters' device.
+
+    On CPU the default per-tensor loop spends about as long in ``step()`` as a ResNet34 spends
+    in backward on a 64 px batch of 32 (2 s against 0.2 s fused, measured on 2 cores).
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)

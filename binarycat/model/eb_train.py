@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from binarycat.catalog.flags import update_eb_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
-from binarycat.model.checkpoints import load_checkpoint, save_checkpoint
+from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.device import autocast, pick_device
 from binarycat.model.eb_data import N_SCALARS, EBDataset, EBFeatures, split_by_tic
 from binarycat.model.metrics import classification_report
@@ -194,7 +194,8 @@ def train_eb_classifier(
     model_id = _model_id(config, features.lightcurve_id, json.dumps(preprocessing or {}, sort_keys=True))
     checkpoint = f"models/{model_id}.pt"
     model_config = {**config.as_dict(), "arch": "calnet", "arch_kwargs": arch_kwargs,
-                    "threshold": threshold, "preprocessing": preprocessing or {}, "best_epoch": best_epoch}
+                    "threshold": threshold, "preprocessing": preprocessing or {}, "best_epoch": best_epoch,
+                    "schema_version": catalog.schema_version}
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)
     metrics = {"test": report, "best_epoch": best_epoch, "history": history, "threshold": threshold,
                "n_train": len(parts["train"]), "n_validation": len(parts["validation"]),
@@ -226,7 +227,7 @@ def load_eb_model(catalog: Catalog, model_id: str | None = None, device: str | N
     if row["kind"] != EB_MODEL_KIND:
         raise BinarycatError(f"Model {row['model_id']!r} is a {row['kind']}, not an eclipsing-binary model.")
     dev = pick_device(device)
-    model, config = load_checkpoint(catalog.resolve(row["checkpoint"]), dev)
+    model, config = load_catalog_checkpoint(catalog, row["checkpoint"], dev)
     return model, config, row, dev
 
 

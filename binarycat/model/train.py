@@ -15,16 +15,20 @@ from torch.utils.data import DataLoader
 
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
+from binarycat.model.calibration import expected_calibration_error, fit_temperature, probabilities
 from binarycat.model.checkpoints import save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
-from binarycat.model.device import autocast, pick_device
+from binarycat.model.device import adam, autocast, pick_device
 from binarycat.model.metrics import classification_report
 from binarycat.model.networks import build
-from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION
+from binarycat.model.preprocess import GEOMETRY, NORMALISATION
 
-__all__ = ["TrainConfig", "TrainResult", "train_stamp_classifier", "evaluate_split"]
+__all__ = ["TrainConfig", "TrainResult", "evaluate_split", "precise_batchnorm", "train_stamp_classifier"]
 
 MODEL_KIND = "stamp_classifier"
+#: The angular field every stamp is cut to before it reaches the network: 2.5" (the widest
+#: pair of the definition) either side of the centre plus a margin for the companion's PSF.
+DEFAULT_FIELD_ARCSEC = 6.4
 
 
 @dataclass
@@ -36,6 +40,16 @@ class TrainConfig:
     epochs : int
         Most epochs to run; training stops earlier when validation macro-F1 has not improved
         for ``patience`` epochs, and the best epoch's weights are kept.
+    input_size : int
+        Model input, pixels a side.
+    field_arcsec : float or None
+        The input geometry rule: every stamp is resampled to ``field_arcsec / input_size``
+        arcsec per pixel and centre-cropped to ``input_size`` pixels, so every survey reaches
+        the network on one angular scale (see `binarycat.model.preprocess`). ``None``
+        resamples the whole stamp to ``input_size`` whatever its angular size.
+    arch : str
+        ``"resnet34-stem"`` (ResNet34 behind the custom stem for small stamps) or
+        ``"resnet34"`` (torchvision's own stem); see `binarycat.model.networks`.
     """
 
     epochs: int = 40
@@ -45,11 +59,23 @@ class TrainConfig:
     lr_gamma: float = 0.5
     patience: int = 10
     input_size: int = 64
-    input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC
+    field_arcsec: float | None = DEFAULT_FIELD_ARCSEC
     seed: int = 0
     split_seed: int = 0
-    arch: str = "resnet34"
+    arch: str = "resnet34-stem"
     threshold: float = 0.5
+
+    @property
+    def input_scale_arcsec(self) -> float | None:
+        """Arcsec per model-input pixel (None: the whole stamp is resampled)."""
+        return self.field_arcsec / self.input_size if self.field_arcsec else None
+
+    @property
+    def arch_kwargs(self) -> dict:
+        kwargs = {"in_channels": 1, "num_classes": 2}
+        if self.arch == "resnet34-stem":
+            kwargs["input_size"] = self.input_size
+        return kwargs
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -68,6 +94,7 @@ class TrainResult:
     n_test: int = 0
     seconds: float = 0.0
     checkpoint: str = ""
+    calibration: dict = field(default_factory=dict)
 
 
 def _model_id(surveys: list[str], config: TrainConfig, stamp_ids: list[str]) -> str:
@@ -89,10 +116,40 @@ def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int
     return torch.cat(out) if out else torch.empty(0, 2)
 
 
-def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5):
+def precise_batchnorm(model, x: torch.Tensor, device: torch.device, *, n_max: int = 1024,
+                      batch_size: int = 64, generator: torch.Generator | None = None) -> None:
+    """Recompute every BatchNorm layer's running statistics with the current weights.
+
+    The running averages BatchNorm keeps during training mix activations of many past steps;
+    early in training, or on a small set, the weights move faster than the averages and the
+    network in evaluation mode predicts one class for everything while it is right in training
+    mode. Averaging the batch statistics of up to ``n_max`` training stamps with the final
+    weights ("precise BN", Wu & Johnson 2021) removes that lag; it costs one forward pass.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(x) == 0:
+        return
+    idx = torch.randperm(len(x), generator=generator)[:n_max]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(idx), batch_size):
+            xb = x[idx[i : i + batch_size]].to(device)
+            if device.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                model(xb)
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    model.eval()
+
+
+def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5, temperature: float = 1.0):
     """(p_binary, predicted labels) for a dataset."""
-    logits = predict_logits(model, dataset.x, device)
-    p = torch.softmax(logits, dim=1)[:, 1].numpy()
+    p = probabilities(predict_logits(model, dataset.x, device), temperature)
     return p, (p >= threshold).astype(np.int64)
 
 
@@ -101,6 +158,7 @@ def train_stamp_classifier(
     surveys: list[str],
     config: TrainConfig | None = None,
     *,
+    where: str | None = None,
     device: str | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> TrainResult:
@@ -108,7 +166,8 @@ def train_stamp_classifier(
 
     Sources (not stamps) are split 70/15/15 into train/validation/test, stratified by whether
     the source is a binary in any survey, so one star never sits in two splits. The best
-    epoch by validation macro-F1 is kept, evaluated on the test split, saved under
+    epoch by validation macro-F1 is kept, its temperature is fitted on the validation split
+    (`binarycat.model.calibration`), and it is evaluated on the test split, saved under
     ``models/<model_id>.pt`` and recorded in ``models`` (with its split in ``splits``).
 
     Parameters
@@ -117,6 +176,9 @@ def train_stamp_classifier(
     surveys : list of str
         Canonical survey names to train on.
     config : TrainConfig, optional
+    where : str, optional
+        SQL condition on ``sources`` (alias ``s``) choosing the sources to train on, e.g.
+        ``"s.dec > -6"``; the others stay unseen by this model (see ``binarycat evaluate --on unseen``).
     device : str, optional
         ``"cpu"`` or ``"cuda"``; default CUDA when present.
     progress : callable, optional
@@ -126,7 +188,7 @@ def train_stamp_classifier(
     t0 = time.perf_counter()
     dev = pick_device(device)
     torch.manual_seed(config.seed)
-    data = labelled_stamps(catalog, surveys)
+    data = labelled_stamps(catalog, surveys, where=where)
     split_of = split_sources(data.source_id, data.label, config.split_seed)
     split = np.array([split_of[s] for s in data.source_id])
     parts = {name: data.subset(split == name) for name in ("train", "validation", "test")}
@@ -144,13 +206,13 @@ def train_stamp_classifier(
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
-    model = build(config.arch, in_channels=1, num_classes=2).to(dev)
+    model = build(config.arch, **config.arch_kwargs).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     counts = np.bincount(parts["train"].label, minlength=2).astype(float)
     weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    opt = adam(model.parameters(), config.learning_rate)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
     best_f1, best_state, best_epoch, history = -1.0, None, 0, []
@@ -169,6 +231,7 @@ def train_stamp_classifier(
             total += float(loss.detach()) * len(yb)
             n += len(yb)
         sched.step()
+        precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch))
         _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
         val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
         info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
@@ -182,7 +245,19 @@ def train_stamp_classifier(
             break
     model.load_state_dict(best_state)
 
-    p_test, pred_test = evaluate_split(model, test_ds, dev, config.threshold)
+    val_logits = predict_logits(model, val_ds.x, dev)
+    temperature = fit_temperature(val_logits, parts["validation"].label)
+    test_logits = predict_logits(model, test_ds.x, dev)
+    calibration = {
+        "temperature": temperature,
+        "ece_validation_before": expected_calibration_error(probabilities(val_logits), parts["validation"].label),
+        "ece_validation_after": expected_calibration_error(probabilities(val_logits, temperature),
+                                                           parts["validation"].label),
+        "ece_test_before": expected_calibration_error(probabilities(test_logits), parts["test"].label),
+        "ece_test_after": expected_calibration_error(probabilities(test_logits, temperature), parts["test"].label),
+    }
+    p_test = probabilities(test_logits, temperature)
+    pred_test = (p_test >= config.threshold).astype(np.int64)
     y_test = parts["test"].label
     report = classification_report(y_test, pred_test)
     surveys_test = np.array(parts["test"].survey)
@@ -194,14 +269,16 @@ def train_stamp_classifier(
     model_id = _model_id(surveys, config, data.stamp_id)
     checkpoint = f"models/{model_id}.pt"
     model_config = {
-        **config.as_dict(), "normalisation": NORMALISATION,
+        **config.as_dict(), "input_scale_arcsec": config.input_scale_arcsec, "arch_kwargs": config.arch_kwargs,
+        "normalisation": NORMALISATION,
         "geometry": GEOMETRY if config.input_scale_arcsec else "square-resample-v1",
-        "surveys": surveys, "best_epoch": best_epoch,
+        "surveys": surveys, "best_epoch": best_epoch, "temperature": temperature,
+        "schema_version": catalog.schema_version, "where": where,
     }
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)
     metrics = {
         "test": report, "test_per_survey": per_survey, "best_val_macro_f1": best_f1,
-        "best_epoch": best_epoch, "history": history,
+        "best_epoch": best_epoch, "history": history, "calibration": calibration,
         "n_train": len(parts["train"]), "n_validation": len(parts["validation"]), "n_test": len(y_test),
     }
     with catalog.transaction() as con:
@@ -219,5 +296,5 @@ def train_stamp_classifier(
     return TrainResult(
         model_id=model_id, report=report, per_survey=per_survey, history=history,
         n_train=len(parts["train"]), n_validation=len(parts["validation"]), n_test=len(y_test),
-        seconds=time.perf_counter() - t0, checkpoint=checkpoint,
+        seconds=time.perf_counter() - t0, checkpoint=checkpoint, calibration=calibration,
     )

@@ -1,0 +1,230 @@
+"""Evaluating a stamp classifier: the paper's Table 2, per survey, calibration and a classical baseline.
+
+`evaluate_model` scores a trained model on one of two stamp sets of its surveys:
+
+- ``"test"``: the held-out test split of its own training run (sources it never trained or
+  validated on, drawn from the same pool);
+- ``"unseen"``: every labelled stamp whose source is in none of its splits, for instance a sky
+  simulated with another seed and ingested later (``binarycat simulate --first-id``), or
+  stamps labelled after training.
+
+For that set it computes the classification report of the CNN (threshold on the calibrated
+``p_binary``), overall and per survey; the expected calibration error before and after the
+model's temperature; and the same report for the classical baseline of
+`binarycat.model.baseline` (a one- versus two-component PSF fit whose per-survey thresholds are
+fitted on the model's own train and validation stamps, never on the evaluated ones). It saves a
+confusion-matrix figure and stores everything in the model's ``models.metrics`` under
+``evaluation.<set>``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from binarycat.catalog.arrays import load_stamp_arrays
+from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
+from binarycat.model.baseline import BASELINE_NAME, PairBaseline, pair_scores
+from binarycat.model.calibration import expected_calibration_error, probabilities
+from binarycat.model.checkpoints import load_catalog_checkpoint
+from binarycat.model.data import LabelledStamps, labelled_stamps
+from binarycat.model.device import pick_device
+from binarycat.model.metrics import classification_report
+from binarycat.model.predict import model_row
+from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.train import predict_logits
+
+__all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "model_stamps", "save_confusion_figure"]
+
+EVALUATION_SETS = ("test", "unseen")
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate_model` measured (``report`` and ``baseline`` are `classification_report` dicts)."""
+
+    model_id: str
+    on: str
+    n_stamps: int
+    report: dict
+    per_survey: dict
+    baseline: dict
+    baseline_per_survey: dict
+    calibration: dict
+    threshold: float
+    figure: str = ""
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _splits(catalog: Catalog, model_id: str) -> dict[str, str]:
+    rows = catalog.sql("select source_id, split from splits where model_id = ?", [model_id]).fetchall()
+    return dict(rows)
+
+
+def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str) -> LabelledStamps:
+    """The labelled stamps of ``surveys`` in split ``on`` of a model (``"unseen"``: in no split).
+
+    ``on`` may also be ``"train"`` or ``"validation"``.
+    """
+    split_of = _splits(catalog, model_id)
+    data = labelled_stamps(catalog, surveys)
+    if on == "unseen":
+        mask = np.array([s not in split_of for s in data.source_id], dtype=bool)
+    else:
+        mask = np.array([split_of.get(s) == on for s in data.source_id], dtype=bool)
+    if not mask.any():
+        hint = (" Simulate or label stamps of sources it never saw first (e.g. `binarycat simulate "
+                "--first-id`)." if on == "unseen" else "")
+        raise BinarycatError(f"Model {model_id} has no labelled {on} stamps in {', '.join(surveys)}.{hint}")
+    return data.subset(mask)
+
+
+def _reports(y, pred, surveys: np.ndarray, names: list[str]) -> tuple[dict, dict]:
+    overall = classification_report(y, pred)
+    per = {s: classification_report(y[surveys == s], pred[surveys == s]) for s in names if (surveys == s).any()}
+    return overall, per
+
+
+def _baseline_scores(catalog: Catalog, stamps: LabelledStamps) -> np.ndarray:
+    optics = dict((n, (f, p)) for n, f, p in catalog.sql(
+        "select name, fwhm_arcsec, pixel_scale_arcsec from surveys where name in (select unnest(?))",
+        [sorted(set(stamps.survey))]).fetchall())
+    missing = sorted(set(stamps.survey) - set(optics))
+    if missing:
+        raise BinarycatError(f"The catalogue's surveys table has no FWHM for {', '.join(missing)}.")
+    fwhms = [optics[s][0] for s in stamps.survey]
+    scales = [p or optics[s][1] for p, s in zip(stamps.pixel_scale, stamps.survey)]
+    return pair_scores(load_stamp_arrays(catalog, stamps.stamp_id), scales, fwhms)
+
+
+def fitted_baseline(catalog: Catalog, row: dict, surveys: list[str]) -> PairBaseline:
+    """The baseline's per-survey thresholds for a model, fitted on its train + validation stamps once."""
+    stored = (row["metrics"] or {}).get("baseline")
+    if stored and stored.get("name") == BASELINE_NAME:
+        return PairBaseline.from_dict(stored)
+    split_of = _splits(catalog, row["model_id"])
+    data = labelled_stamps(catalog, surveys)
+    seen = data.subset(np.array([split_of.get(s) in ("train", "validation") for s in data.source_id], bool))
+    baseline = PairBaseline.fit(_baseline_scores(catalog, seen), seen.label, seen.survey)
+    metrics = dict(row["metrics"] or {})
+    metrics["baseline"] = {"name": BASELINE_NAME, **baseline.as_dict()}
+    with catalog.transaction() as con:
+        con.execute("update models set metrics = ? where model_id = ?", [json.dumps(metrics), row["model_id"]])
+    row["metrics"] = metrics
+    return baseline
+
+
+def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> Path:
+    """One confusion-matrix panel per entry of ``reports`` (name -> classification report)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(reports)
+    fig, axes = plt.subplots(1, n, figsize=(3.1 * n, 3.4), squeeze=False)
+    for ax, (name, rep) in zip(axes[0], reports.items()):
+        m = np.asarray(rep["confusion_matrix"])
+        frac = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, f"{m[i, j]}\n{frac[i, j]:.1%}", ha="center", va="center",
+                        color="white" if frac[i, j] > 0.5 else "black", fontsize=9)
+        ax.set_xticks([0, 1], ["single", "binary"])
+        ax.set_yticks([0, 1], ["single", "binary"])
+        ax.set_xlabel("predicted")
+        if ax is axes[0][0]:
+            ax.set_ylabel("true")
+        ax.set_title(f"{name}\nF1 {rep['macro avg']['f1']:.3f} (n={rep['macro avg']['support']})", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "test",
+                   device: str | None = None, baseline: bool = True, figure: Path | None = None,
+                   batch_size: int = 256) -> Evaluation:
+    """Score a stamp classifier and the classical baseline on one stamp set, and store the result.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        Opened writable: the result goes into the model's ``models.metrics``.
+    model_id : str, optional
+        Default: the newest stamp classifier.
+    on : {"test", "unseen"}
+        Which stamps (see the module docstring).
+    device : str, optional
+    baseline : bool
+        Also run the classical baseline (its thresholds are fitted the first time and kept).
+    figure : Path, optional
+        Where to save the confusion-matrix PNG; default ``models/<model_id>.<on>.confusion.png``
+        in the catalogue.
+
+    Raises
+    ------
+    BinarycatError
+        Unknown model or set, no stamps in the set, or a checkpoint that cannot be used here.
+    """
+    if on not in EVALUATION_SETS:
+        raise BinarycatError(f"Unknown evaluation set {on!r}; choose one of {', '.join(EVALUATION_SETS)}.")
+    t0 = time.perf_counter()
+    row = model_row(catalog, model_id)
+    model_id, surveys = row["model_id"], list(row["surveys"])
+    dev = pick_device(device)
+    model, config = load_catalog_checkpoint(catalog, row["checkpoint"], dev)
+    stamps = model_stamps(catalog, model_id, surveys, on)
+    timings = {}
+
+    t = time.perf_counter()
+    x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
+                         config.get("input_scale_arcsec"))
+    logits = predict_logits(model, x, dev, batch_size).numpy()
+    timings["cnn"] = time.perf_counter() - t
+    temperature = float(config.get("temperature", 1.0))
+    threshold = float(config.get("threshold", 0.5))
+    p = probabilities(logits, temperature)
+    y = stamps.label
+    survey_arr = np.asarray(stamps.survey)
+    report, per_survey = _reports(y, (p >= threshold).astype(np.int64), survey_arr, surveys)
+    calibration = {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(probabilities(logits), y),
+        "ece_after": expected_calibration_error(p, y),
+    }
+
+    base_report, base_per_survey = {}, {}
+    if baseline:
+        t = time.perf_counter()
+        fitted = fitted_baseline(catalog, row, surveys)
+        scores = _baseline_scores(catalog, stamps)
+        base_report, base_per_survey = _reports(y, fitted.predict(scores, stamps.survey), survey_arr, surveys)
+        timings["baseline"] = time.perf_counter() - t
+
+    figure = Path(figure) if figure else catalog.resolve(f"models/{model_id}.{on}.confusion.png")
+    panels = {"all surveys": report, **per_survey}
+    if base_report:
+        panels["baseline, all"] = base_report
+    save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {BASELINE_NAME})")
+
+    result = Evaluation(model_id, on, len(y), report, per_survey, base_report, base_per_survey, calibration,
+                        threshold, str(figure), time.perf_counter() - t0, timings)
+    metrics = dict(row["metrics"] or {})
+    metrics.setdefault("evaluation", {})[on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
+    with catalog.transaction() as con:
+        con.execute("update models set metrics = ? where model_id = ?", [json.dumps(metrics), model_id])
+    return result

@@ -1,0 +1,183 @@
+"""The stamp classifier end to end on an easy set: training beats chance, evaluation, calibration,
+reproducibility and checkpoints of another schema version."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from binarycat.catalog.sources import import_sources
+from binarycat.cli.app import app
+from binarycat.errors import BinarycatError
+from binarycat.ingest.labels import import_labels
+from binarycat.ingest.stamps import ingest_fits
+from binarycat.model.calibration import expected_calibration_error, fit_temperature, probabilities
+from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
+from binarycat.model.evaluation import evaluate_model
+from binarycat.model.networks import build
+from binarycat.model.predict import model_row, predict_stamps
+from binarycat.model.train import TrainConfig, train_stamp_classifier
+from binarycat.pipeline import init_catalog
+
+from conftest import write_stamp
+
+SCALE, FWHM = 0.25, 1.0
+
+
+def _easy_sky(root, first: int, n: int, seed: int):
+    """Pan-STARRS-like stamps: singles and clearly resolved pairs (2" apart), half each."""
+    rng = np.random.default_rng(seed)
+    sources, labels = [], []
+    for i in range(first, first + n):
+        sid = f"{i:05d}"
+        ra, dec = 83.0 + 0.01 * i, -5.0
+        binary = i % 2 == 0
+        offsets = [(0.0, 0.0, 3000.0)]
+        if binary:
+            pa = rng.uniform(0, 2 * np.pi)
+            offsets.append((2.0 * np.cos(pa), 2.0 * np.sin(pa), 3000.0 * rng.uniform(0.5, 1.0)))
+        write_stamp(root / f"{sid}_PanSTARRS_r.fits", ra, dec, scale=SCALE, n=40, fwhm=FWHM, offsets=offsets,
+                    seed=i, header={"SRCID": sid})
+        sources.append((sid, ra, dec))
+        labels.append((sid, "PanSTARRS", int(binary)))
+    with open(root / "sources.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("source_id", "ra", "dec"), *sources])
+    with open(root / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("source_id", "survey", "label"), *labels])
+
+
+def _add_sky(cat, root, first, n, seed):
+    _easy_sky(root, first, n, seed)
+    import_sources(cat, root / "sources.csv")
+    ingest_fits(cat, [root], "PanSTARRS")
+    import_labels(cat, root / "labels.csv", labeller="truth")
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("easy")
+    cat = init_catalog(root / "cat")
+    _add_sky(cat, root / "train", 0, 100, seed=1)
+    config = TrainConfig(epochs=6, batch_size=16, input_size=32, patience=6, learning_rate=1e-3)
+    result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+    yield cat, result, root
+    cat.close()
+
+
+def test_tiny_training_beats_chance_on_stamps_it_never_saw(easy):
+    cat, result, root = easy
+    _add_sky(cat, root / "new", 1000, 40, seed=2)
+    ev = evaluate_model(cat, result.model_id, on="unseen", device="cpu", baseline=False)
+    assert ev.n_stamps == 40
+    assert ev.report["macro avg"]["f1"] > 0.75, ev.report
+
+
+def test_evaluation_report_structure_figure_and_stored_row(easy):
+    cat, result, root = easy
+    ev = evaluate_model(cat, result.model_id, on="test", device="cpu")
+    assert ev.n_stamps == result.n_test
+    for rep in (ev.report, ev.per_survey["PanSTARRS"], ev.baseline, ev.baseline_per_survey["PanSTARRS"]):
+        assert set(rep) >= {"not binary", "binary", "accuracy", "macro avg", "weighted avg", "confusion_matrix"}
+        assert set(rep["binary"]) == {"precision", "recall", "f1", "support"}
+        assert sum(map(sum, rep["confusion_matrix"])) == ev.n_stamps
+    assert ev.report["macro avg"]["support"] == ev.n_stamps
+    assert set(ev.calibration) == {"temperature", "ece_before", "ece_after"}
+    with Image.open(ev.figure) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1]
+    stored = model_row(cat, result.model_id)["metrics"]
+    assert stored["evaluation"]["test"]["report"] == ev.report
+    assert set(stored["baseline"]["thresholds"]) == {"PanSTARRS"}
+
+
+def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
+    cat, result, root = easy
+    out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
+                                   "--figure", str(tmp_path / "cm.png")])
+    assert out.exit_code == 0, out.output
+    for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error"):
+        assert text in out.output
+    assert (tmp_path / "cm.png").exists()
+    bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--on", "nonsense"])
+    assert bad.exit_code != 0 and "Unknown evaluation set" in str(bad.exception or bad.output)
+
+
+def test_temperature_scaling_lowers_the_calibration_error_of_an_overconfident_model():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, 4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    overconfident = np.stack([np.zeros(4000), 4.0 * true_logit], axis=1)  # logits 4x too large
+    before = expected_calibration_error(probabilities(overconfident), y)
+    t = fit_temperature(overconfident, y)
+    after = expected_calibration_error(probabilities(overconfident, t), y)
+    assert t == pytest.approx(4.0, rel=0.15)
+    assert after < before / 3 and after < 0.03
+    # scaling never changes which class wins
+    assert np.array_equal(probabilities(overconfident) >= 0.5, probabilities(overconfident, t) >= 0.5)
+
+
+def test_calibration_is_fitted_at_training_and_stored(easy):
+    cat, result, _ = easy
+    cal = result.calibration
+    assert cal["temperature"] > 0
+    assert cal["ece_validation_after"] <= cal["ece_validation_before"] + 1e-9
+    _, config = load_catalog_checkpoint(cat, model_row(cat, result.model_id)["checkpoint"])
+    assert config["temperature"] == cal["temperature"]
+
+
+def test_same_model_and_stamp_give_the_same_probability_twice_on_cpu(easy):
+    cat, result, _ = easy
+    rows = []
+    for _ in range(2):
+        predict_stamps(cat, result.model_id, device="cpu")
+        rows.append(cat.sql("select stamp_id, p_binary from predictions where model_id = ? order by stamp_id",
+                            [result.model_id]).fetchall())
+    assert rows[0] == rows[1] and len(rows[0]) > 0
+    a = evaluate_model(cat, result.model_id, on="test", device="cpu", baseline=False)
+    b = evaluate_model(cat, result.model_id, on="test", device="cpu", baseline=False)
+    assert a.report == b.report and a.calibration == b.calibration
+
+
+def test_a_checkpoint_from_another_schema_version_fails_clearly(easy, tmp_path):
+    cat, result, _ = easy
+    row = model_row(cat, result.model_id)
+    model, config = load_catalog_checkpoint(cat, row["checkpoint"])
+    assert config["schema_version"] == cat.schema_version
+    save_checkpoint(cat.resolve("models/old.pt"), model, {**config, "schema_version": cat.schema_version - 1})
+    with pytest.raises(BinarycatError, match=rf"schema version {cat.schema_version - 1}.*retrain"):
+        load_catalog_checkpoint(cat, "models/old.pt")
+    cat.sql("insert into models (model_id, kind, surveys, params, split_seed, metrics, checkpoint) "
+            "select 'old-model', kind, surveys, params, split_seed, metrics, 'models/old.pt' from models "
+            "where model_id = ?", [result.model_id])
+    try:
+        with pytest.raises(BinarycatError, match="schema version"):
+            predict_stamps(cat, "old-model", device="cpu")
+        with pytest.raises(BinarycatError, match="schema version"):
+            evaluate_model(cat, "old-model", device="cpu")
+    finally:
+        cat.sql("delete from models where model_id = 'old-model'")
+
+
+def test_checkpoint_of_the_wrong_shape_is_one_sentence(easy):
+    cat, result, _ = easy
+    _, config = load_catalog_checkpoint(cat, model_row(cat, result.model_id)["checkpoint"])
+    save_checkpoint(cat.resolve("models/wrong.pt"), build("resnet34"), config)  # stem weights missing
+    with pytest.raises(BinarycatError, match="do not fit"):
+        load_catalog_checkpoint(cat, "models/wrong.pt")
+
+
+def test_custom_stem_keeps_the_body_input_small_and_returns_logits():
+    for size, halvings in ((64, 2), (128, 3), (224, 4)):
+        model = build("resnet34-stem", input_size=size).eval()
+        strided = [m for m in model.conv1.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+        assert len(strided) == halvings
+        assert isinstance(model.maxpool, torch.nn.Identity)
+        with torch.inference_mode():
+            body_in = model.conv1(torch.zeros(2, 1, size, size))
+            assert body_in.shape[-1] <= 16 and body_in.shape[1] == 64
+            assert model(torch.randn(2, 1, size, size)).shape == (2, 2)

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "NORMALISATION", "GEOMETRY", "normalise_stamp", "resample_to_scale", "stamp_to_input", "stamps_to_tensor",
+    "NORMALISATION", "GEOMETRY", "normalise_stamp", "normalise_stamps", "resample_to_scale", "row_medians",
+    "stamp_to_input", "stamps_to_tensor",
 ]
 
 NORMALISATION = "asinh-mad-v1"
@@ -85,10 +86,178 @@ def stamp_to_input(data: np.ndarray, input_size: int, pixel_scale_arcsec: float 
     return resample_to_scale(normalise_stamp(data), input_size, pixel_scale_arcsec, input_scale_arcsec)
 
 
+def _median_by_partition(a: np.ndarray) -> np.ndarray:
+    m = a.shape[1]
+    k = m // 2
+    part = np.partition(a, k, axis=1)
+    hi = part[:, k]
+    if m % 2:
+        return hi.copy()
+    return (part[:, :k].max(axis=1) + hi) / np.float32(2)
+
+
+def row_medians(a: np.ndarray, *, sample: int = 1024, margin: float = 0.04) -> np.ndarray:
+    """``np.median(a, axis=1)`` of a finite float32 (N, M) array, bit for bit, 2-3x faster.
+
+    NumPy's median partitions each row around three positions (the two middle ones and the
+    last, for its NaN check). Here the rows hold no NaN, so: the middle order statistics of a
+    strided sample of each row bracket the row's median; one pass counts the pixels below the
+    bracket and picks out those inside it (a few per cent of the row), and only those are
+    partitioned. A row whose bracket misses falls back to a full partition. An even-length
+    median is the float32 mean of the two middle values, as in NumPy.
+    """
+    a = np.asarray(a, np.float32)
+    n, m = a.shape
+    if m < 8 * sample or n == 0:
+        return _median_by_partition(a)
+    k = m // 2
+    ks = (k - 1, k) if m % 2 == 0 else (k, k)
+    s = np.sort(a[:, :: m // sample], axis=1)
+    ns = s.shape[1]
+    lo = s[:, int(ns * (0.5 - margin))][:, None]
+    hi = s[:, min(ns - 1, int(ns * (0.5 + margin)))][:, None]
+    below = a < lo
+    band = ~below & (a <= hi)
+    n_below = below.sum(axis=1)
+    n_band = band.sum(axis=1)
+    values = a[band]
+    ends = np.cumsum(n_band)
+    out = np.empty(n, np.float32)
+    for i in range(n):
+        j0, j1 = ks[0] - n_below[i], ks[1] - n_below[i]
+        if j0 < 0 or j1 >= n_band[i]:
+            out[i] = _median_by_partition(a[i : i + 1])[0]
+            continue
+        part = np.partition(values[ends[i] - n_band[i] : ends[i]], (j0, j1))
+        out[i] = part[j0] if j0 == j1 else (part[j0] + part[j1]) / np.float32(2)
+    return out
+
+
+def normalise_stamps(stack: np.ndarray) -> np.ndarray:
+    """`normalise_stamp` of each image of an (N, H, W) stack at once; float32, same numbers.
+
+    Images whose pixels are all finite and whose MAD is positive (nearly all) go through one
+    vectorised pass; the others (NaN/inf pixels, flat images) through `normalise_stamp`.
+    """
+    x = np.asarray(stack, dtype=np.float32)
+    n = x.shape[0]
+    out = np.empty(x.shape, np.float32)
+    if n == 0:
+        return out
+    flat = x.reshape(n, -1)
+    ok = np.isfinite(flat).all(axis=1)
+    if ok.any():
+        good = flat if ok.all() else flat[ok]
+        med = row_medians(good)                              # float32, == np.median of each image
+        centred = good - med[:, None]
+        mad = row_medians(np.abs(centred))
+        fine = mad > 0
+        # what normalise_stamp does with Python floats: 1.4826 * mad in float64, then x / (3 sigma)
+        # with the divisor rounded to float32 (NumPy's weak scalars), then / max(peak, 1.0)
+        div = (3.0 * (1.4826 * mad.astype(np.float64))).astype(np.float32)
+        div[~fine] = 1.0
+        y = np.arcsinh(np.divide(centred, div[:, None], out=centred), out=centred)
+        peak = np.maximum(y.max(axis=1).astype(np.float64), 1.0).astype(np.float32)
+        y /= peak[:, None]
+        rows = np.flatnonzero(ok)
+        out.reshape(n, -1)[rows[fine]] = y[fine]
+        ok[rows[~fine]] = False                              # flat images: the per-stamp path
+    for i in np.flatnonzero(~ok):
+        out[i] = normalise_stamp(x[i])
+    return out
+
+
+def _torch_row_medians(x: torch.Tensor) -> torch.Tensor:
+    """``np.median`` of each row of a finite float32 (N, M) tensor, on its device."""
+    m = x.shape[1]
+    s = torch.sort(x, dim=1).values
+    if m % 2:
+        return s[:, m // 2].clone()
+    return (s[:, m // 2 - 1] + s[:, m // 2]) / 2
+
+
+def normalise_stamps_torch(x: torch.Tensor) -> torch.Tensor:
+    """`normalise_stamp` of each row of a float32 (N, M) tensor of finite pixels, on its device.
+
+    The same arithmetic as `normalise_stamps` in torch (for a CUDA device, where the stamps are
+    normalised next to the model); equal to it within float32 rounding (``asinh`` and, for flat
+    images, ``std`` may differ by an ulp between libraries).
+    """
+    med = _torch_row_medians(x)
+    centred = x - med[:, None]
+    mad = _torch_row_medians(centred.abs()).double()
+    sigma = torch.where(mad > 0, 1.4826 * mad, centred.std(dim=1, correction=0).double())
+    sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    y = torch.asinh(centred / (3.0 * sigma).float()[:, None])
+    return y / y.amax(dim=1).double().clamp(min=1.0).float()[:, None]
+
+
 def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
-                     input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
-    """A list of stamps as an (N, 1, input_size, input_size) tensor."""
-    if len(arrays) == 0:
-        return torch.empty(0, 1, input_size, input_size)
-    scales = pixel_scales if pixel_scales is not None else [None] * len(arrays)
-    return torch.stack([stamp_to_input(a, input_size, s, input_scale_arcsec) for a, s in zip(arrays, scales)])
+                     input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC, *,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """A list of stamps as an (N, 1, input_size, input_size) tensor: `stamp_to_input` of each.
+
+    Stamps are grouped by (shape, pixel scale): each group is normalised in one vectorised pass
+    (`normalise_stamps`) and resampled with one ``F.interpolate`` call, which gives the same
+    numbers as `stamp_to_input` one stamp at a time, many times faster. With a non-CPU
+    ``device`` the raw stamps are copied there (through pinned memory) and normalised and
+    resampled on it (`normalise_stamps_torch`); the tensor returned is on ``device``.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    n = len(arrays)
+    out = torch.empty(n, 1, input_size, input_size, device=dev)
+    if n == 0:
+        return out
+    scales = list(pixel_scales) if pixel_scales is not None else [None] * n
+    groups: dict[tuple, list[int]] = {}
+    for i, (a, s) in enumerate(zip(arrays, scales)):
+        key = (np.shape(a), None if s is None or input_scale_arcsec is None else float(s))
+        groups.setdefault(key, []).append(i)
+    for (shape, scale), idx in groups.items():
+        if len(shape) != 2:
+            raise ValueError(f"A stamp must be 2-D, got shape {shape}.")
+        if dev.type == "cuda":  # stacked straight into pinned memory, copied asynchronously
+            pinned = torch.empty((len(idx), *shape), dtype=torch.float32, pin_memory=True)
+            stack = np.stack([np.asarray(arrays[i], np.float32) for i in idx], out=pinned.numpy())
+        else:
+            pinned = None
+            stack = np.stack([np.asarray(arrays[i], np.float32) for i in idx])
+        part = _group_to_input(stack, input_size, scale, input_scale_arcsec, dev, pinned)
+        if len(idx) == n:
+            return part.contiguous()
+        out[torch.as_tensor(idx, device=dev)] = part
+    return out
+
+
+def _group_to_input(stack: np.ndarray, input_size: int, pixel_scale_arcsec: float | None,
+                    input_scale_arcsec: float | None, device: torch.device | None = None,
+                    pinned: torch.Tensor | None = None) -> torch.Tensor:
+    """`stamp_to_input` of an (N, H, W) stack of images of one pixel scale: (N, 1, S, S).
+
+    On the CPU with NumPy (`normalise_stamps`); on another device with torch there
+    (`normalise_stamps_torch`), ``pinned`` being ``stack`` as a pinned-memory tensor if any.
+    """
+    n, h, w = stack.shape
+    if device is None or device.type == "cpu":
+        norm = torch.from_numpy(normalise_stamps(stack))
+    else:
+        flat = stack.reshape(n, -1)
+        src = (pinned if pinned is not None else torch.from_numpy(stack)).reshape(n, -1)
+        ok = np.isfinite(flat).all(axis=1)
+        if ok.all():
+            norm = normalise_stamps_torch(src.to(device, non_blocking=True))
+        else:  # NaN/inf pixels: those stamps on the CPU
+            norm = torch.empty(flat.shape, device=device)
+            rows = np.flatnonzero(ok)
+            if rows.size:
+                norm[torch.as_tensor(rows, device=device)] = normalise_stamps_torch(src[torch.from_numpy(rows)].to(device))
+            for i in np.flatnonzero(~ok):
+                norm[int(i)] = torch.from_numpy(normalise_stamp(flat[i])).to(device)
+        norm = norm.reshape(n, h, w)
+    m = min(h, w)
+    top, left = (h - m) // 2, (w - m) // 2
+    x = norm[:, None, top : top + m, left : left + m].contiguous()
+    if pixel_scale_arcsec is None or input_scale_arcsec is None:
+        return _resize(x, input_size)
+    n_out = max(1, int(round(m * pixel_scale_arcsec / input_scale_arcsec)))
+    return _crop_or_pad(_resize(x, n_out), input_size)

@@ -366,6 +366,8 @@ def train(
     learning_rate: float = typer.Option(3e-4, "--lr", help="Adam learning rate."),
     lr_step: int = typer.Option(10, help="StepLR step, epochs."),
     patience: int = typer.Option(10, help="Stop after this many epochs without a better val F1."),
+    noise_augment: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise re-draw augmentation: extra noise up "
+                                                                   "to this fraction of a stamp's own (0: off)."),
     where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) to train on, "
                                                    "e.g. \"s.source_id < '100000'\"."),
     seed: int = typer.Option(0, help="Torch seed."),
@@ -392,7 +394,7 @@ def train(
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
-                         seed=seed, split_seed=split_seed)
+                         noise_augment=noise_augment, seed=seed, split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
                                      progress=bars.factory("train"))

@@ -96,11 +96,13 @@ class StampDataset(Dataset):
     """
 
     def __init__(self, catalog: Catalog, stamps: LabelledStamps, input_size: int, *,
-                 input_scale_arcsec: float | None = None, augment: bool = False, seed: int = 0):
+                 input_scale_arcsec: float | None = None, augment: bool = False, seed: int = 0,
+                 noise_fraction: float = 0.0):
         arrays = load_stamp_arrays(catalog, stamps.stamp_id)
         self.x = stamps_to_tensor(arrays, input_size, stamps.pixel_scale, input_scale_arcsec)
         self.y = torch.as_tensor(stamps.label, dtype=torch.long)
         self.augment = augment
+        self.noise_fraction = noise_fraction
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -109,12 +111,19 @@ class StampDataset(Dataset):
     def __getitem__(self, i):
         x = self.x[i]
         if self.augment:
-            x = augment_batch(x[None], self.generator)[0]
+            x = augment_batch(x[None], self.generator, self.noise_fraction)[0]
         return x, self.y[i]
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flips, 90-degree rotations and +-1 px shifts of an (N, C, H, W) batch."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, noise_fraction: float = 0.0) -> torch.Tensor:
+    """Random flips, 90-degree rotations and +-1 px shifts of an (N, C, H, W) batch.
+
+    With ``noise_fraction > 0`` each stamp also gets a fresh Gaussian noise realisation of
+    ``u * sigma`` with ``u`` uniform in [0, noise_fraction] and ``sigma`` the stamp's own noise
+    (1.4826 x MAD over its pixels, which are mostly sky): the same star as a slightly shallower
+    exposure would show it. It is kept small so a companion near the S/N limit of the label
+    rule does not change class.
+    """
     out = torch.empty_like(x)
     n = x.shape[0]
     flips = torch.randint(0, 2, (n,), generator=generator)
@@ -124,4 +133,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         xi = x[i].flip(-1) if flips[i] else x[i]
         xi = torch.rot90(xi, int(turns[i]), dims=(-2, -1))
         out[i] = torch.roll(xi, shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(-2, -1))
+    if noise_fraction > 0:
+        flat = out.flatten(1)
+        sigma = 1.4826 * (flat - flat.median(dim=1, keepdim=True).values).abs().median(dim=1).values
+        amp = torch.rand(n, generator=generator) * noise_fraction * sigma
+        out = out + torch.randn(out.shape, generator=generator) * amp.view(n, *([1] * (out.dim() - 1)))
     return out

@@ -50,6 +50,9 @@ class TrainConfig:
     arch : str
         ``"resnet34-stem"`` (ResNet34 behind the custom stem for small stamps) or
         ``"resnet34"`` (torchvision's own stem); see `binarycat.model.networks`.
+    noise_augment : float
+        Largest extra noise of the noise re-draw augmentation, as a fraction of each stamp's
+        own noise (`binarycat.model.data.augment_batch`); 0 turns it off.
     """
 
     epochs: int = 40
@@ -64,6 +67,7 @@ class TrainConfig:
     split_seed: int = 0
     arch: str = "resnet34-stem"
     threshold: float = 0.5
+    noise_augment: float = 0.3
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -200,7 +204,7 @@ def train_stamp_classifier(
 
     geometry = dict(input_scale_arcsec=config.input_scale_arcsec)
     train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed,
-                            **geometry)
+                            noise_fraction=config.noise_augment, **geometry)
     val_ds = StampDataset(catalog, parts["validation"], config.input_size, **geometry)
     test_ds = StampDataset(catalog, parts["test"], config.input_size, **geometry)
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,

@@ -8,6 +8,7 @@ import torch
 
 from binarycat.catalog.arrays import load_stamp_arrays, read_array_shard
 from binarycat.catalog.sources import import_sources
+from binarycat.errors import BinarycatError
 from binarycat.ingest.simulate import simulate_sky
 from binarycat.ingest.stamps import ingest_fits
 from binarycat.model import predict as predict_mod
@@ -24,11 +25,12 @@ SURVEYS = ["PanSTARRS", "HST"]
 SIZE = 32
 
 
-def register(cat, model_id, *, temperature=None, seed=0):
+def register(cat, model_id, *, temperature=None, seed=0, schema_version=None):
     """An untrained ResNet34 saved and recorded in ``models`` the way training does."""
     torch.manual_seed(seed)
     config = {"arch": "resnet34", "input_size": SIZE, "input_scale_arcsec": 0.1, "threshold": 0.5,
-              "normalisation": NORMALISATION, "geometry": GEOMETRY, "surveys": SURVEYS}
+              "normalisation": NORMALISATION, "geometry": GEOMETRY, "surveys": SURVEYS,
+              "schema_version": cat.schema_version if schema_version is None else schema_version}
     if temperature is not None:
         config["temperature"] = temperature
     checkpoint = f"models/{model_id}.pt"
@@ -154,6 +156,15 @@ def test_an_interrupted_prediction_keeps_its_commits_and_a_rerun_completes(cat, 
     monkeypatch.setattr(predict_mod, "_write_predictions", real)
     res = predict_stamps(cat, "flaky", batch_size=6)
     assert res.n_stamps == len(stored(cat, "flaky")) == cat.table_count("stamps")
+
+
+def test_a_checkpoint_of_another_schema_version_or_no_stamps(cat):
+    register(cat, "old", schema_version=cat.schema_version - 1)
+    with pytest.raises(BinarycatError, match="schema version"):
+        predict_stamps(cat, "old")
+    assert not stored(cat, "old")
+    res = predict_stamps(cat, "plain", ["SDSS9"])                     # a survey with no stamps here
+    assert (res.n_stamps, res.n_binary) == (0, 0)
 
 
 def test_fast_model_loading_equals_load_checkpoint(cat):

@@ -125,40 +125,52 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     return model.to(device).eval().to(memory_format=torch.channels_last)
 
 
-def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def load_model(path: Path, device: torch.device, *,
+               schema_version: int | None = None) -> tuple[torch.nn.Module, dict]:
     """`load_checkpoint` for prediction: (`prepare_model`'s model, config), loaded faster.
 
-    The network is built by `load_checkpoint` itself on the meta device (its architecture,
-    no weights), then handed the memory-mapped checkpoint's tensors, already channels-last,
-    instead of initialising weights that are overwritten at once and converting them after
-    (half a second for ResNet34 on a CPU). Anything unusual falls back to `load_checkpoint`,
-    with its errors.
+    `load_checkpoint` itself, with all its checks (``schema_version`` included), builds the
+    network on the meta device (its architecture, no weights); the network is then handed
+    the memory-mapped checkpoint's tensors, already channels-last, instead of initialising
+    weights that are overwritten at once and converting them after (half a second for
+    ResNet34 on a CPU). Anything unusual falls back to `load_checkpoint` on ``device``.
     """
-    state, config = _open_checkpoint(path, device)
-    return _network(state, config, path, device), config
+    opened = _open_checkpoint(path, device, schema_version)
+    return _network(opened, path, device, schema_version), opened[2]
 
 
-def _open_checkpoint(path: Path, device: torch.device) -> tuple[dict | torch.nn.Module, dict]:
-    """(the checkpoint's state dict, or a model built by `load_checkpoint`; its config)."""
-    try:
-        blob = torch.load(path, map_location=device, weights_only=True, mmap=True)
-        return blob["state_dict"], dict(blob["config"])
-    except Exception:
-        return load_checkpoint(path, device)
+def _open_checkpoint(path: Path, device: torch.device, schema_version: int | None):
+    """(the network on the meta device or None, the checkpoint's tensors or None, config).
 
-
-def _network(state: dict | torch.nn.Module, config: dict, path: Path, device: torch.device) -> torch.nn.Module:
-    if isinstance(state, torch.nn.Module):
-        return prepare_model(state, device)
+    Raises `load_checkpoint`'s errors (missing or unreadable file, another schema version,
+    unknown architecture, weights that do not fit).
+    """
     try:
         with torch.device("meta"):
-            model, _ = load_checkpoint(path, "meta")
+            meta, config = load_checkpoint(path, "meta", schema_version=schema_version)
+    except BinarycatError:
+        raise
+    except Exception:  # an architecture that cannot be built without memory: the slow way
+        model, config = load_checkpoint(path, device, schema_version=schema_version)
+        return model, None, config
+    try:
+        state = torch.load(path, map_location=device, weights_only=True, mmap=True)["state_dict"]
+    except Exception:
+        state = None
+    return meta, state, config
+
+
+def _network(opened, path: Path, device: torch.device, schema_version: int | None) -> torch.nn.Module:
+    model, state, _ = opened
+    if state is None and not any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        return prepare_model(model, device)
+    try:
         model.load_state_dict({k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
                                for k, v in state.items()}, assign=True)
         if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
             raise ValueError("not every tensor is in the checkpoint")
     except Exception:
-        model, _ = load_checkpoint(path, device)
+        model, _ = load_checkpoint(path, device, schema_version=schema_version)
     return prepare_model(model, device)
 
 
@@ -461,7 +473,8 @@ def predict_stamps(
     if dev.type == "cpu":
         configure_cpu()
     checkpoint = catalog.resolve(row["checkpoint"])
-    state, config = _open_checkpoint(checkpoint, dev)
+    opened = _open_checkpoint(checkpoint, dev, catalog.schema_version)
+    config = opened[2]
     temperature = temperature_of(config)
     threshold = config.get("threshold", 0.5) if threshold is None else threshold
     surveys = surveys or list(row["surveys"])
@@ -508,8 +521,8 @@ def predict_stamps(
     builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="binarycat-predict-model")
     try:
         # the network is built while the first shards are read
-        pending_model = builder.submit(_network, state, config, checkpoint, dev)
-        del state
+        pending_model = builder.submit(_network, opened, checkpoint, dev, catalog.schema_version)
+        del opened
         model = None
         with torch.inference_mode():
             for batch in reader:
@@ -517,7 +530,8 @@ def predict_stamps(
                     model = pending_model.result()
                 with autocast(dev):
                     logits = model(as_model_input(batch.x, dev))
-                p = torch.softmax(logits.float() / temperature, dim=1)[:, 1]
+                # in float64, like binarycat.model.calibration.probabilities
+                p = torch.softmax(logits.double() / temperature, dim=1)[:, 1]
                 if dev.type == "cuda":   # copied back while the next batch runs
                     host = torch.empty(p.shape, dtype=p.dtype, pin_memory=True)
                     host.copy_(p, non_blocking=True)

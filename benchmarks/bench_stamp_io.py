@@ -36,9 +36,16 @@ The model is an untrained ResNet34 saved with `save_checkpoint` and recorded in 
 like a trained one (throughput does not depend on the weights). Every round's seconds are
 printed: on a shared machine the load drifts, and the medians are what to compare.
 
+``OMP_WAIT_POLICY`` is set to ``PASSIVE`` unless the environment sets it (run with
+``OMP_WAIT_POLICY=ACTIVE`` for the other way). With OpenMP's default spinning, on a CPU shared
+with another busy process, the back-to-back bare forward ran up to 1.7x slower here than the
+same forward inside `predict_stamps` (whose pauses between batches, and probably its extra
+threads, which make libgomp throttle its spinning, hide the effect), so the ratio flattered
+prediction; with passive waiting both forwards took the same time.
+
 Run:  python benchmarks/bench_stamp_io.py [--n-sources 400] [--device cpu|cuda]
       [--input-size 64] [--also-128] [--catalog DIR] [--workdir DIR] [--repeats 5]
-      [--parts ab] [--cpu-prefetch]
+      [--io-repeats 9] [--parts ab] [--cpu-prefetch]
 """
 
 from __future__ import annotations
@@ -54,20 +61,22 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import torch
-from astropy.io import fits
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads OpenMP (see the docstring)
 
-from binarycat.catalog.sources import import_sources
-from binarycat.catalog.store import Catalog
-from binarycat.ingest.simulate import simulate_sky
-from binarycat.ingest.stamps import ingest_fits
-from binarycat.model.checkpoints import save_checkpoint
-from binarycat.model.device import autocast, configure_cpu, pick_device
-from binarycat.model.networks import build
-from binarycat.model.predict import as_model_input, load_model, predict_stamps, read_shard_arrays
-from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION, stamps_to_tensor
-from binarycat.pipeline import init_catalog
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from astropy.io import fits  # noqa: E402
+
+from binarycat.catalog.sources import import_sources  # noqa: E402
+from binarycat.catalog.store import Catalog  # noqa: E402
+from binarycat.ingest.simulate import simulate_sky  # noqa: E402
+from binarycat.ingest.stamps import ingest_fits  # noqa: E402
+from binarycat.model.checkpoints import save_checkpoint  # noqa: E402
+from binarycat.model.device import autocast, configure_cpu, pick_device  # noqa: E402
+from binarycat.model.networks import build  # noqa: E402
+from binarycat.model.predict import as_model_input, load_model, predict_stamps, read_shard_arrays  # noqa: E402
+from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION, stamps_to_tensor  # noqa: E402
+from binarycat.pipeline import init_catalog  # noqa: E402
 
 SURVEYS = ["PanSTARRS", "SDSS9", "HST"]
 TARGET_IO, TARGET_PREDICT = 5.0, 0.9
@@ -214,8 +223,8 @@ def main(argv=None) -> None:
     print(f"{n} stamps ({', '.join(f'{s} {c} x {h}x{w}' for s, h, w, c in shapes)}) in {n_shards} Parquet "
           f"shards ({mb_parquet:.1f} MB) / {n} FITS files ({mb_fits:.1f} MB)")
     print(f"device {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}; "
-          f"{cores} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} threads; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"{cores} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; load average {os.getloadavg()[0]:.1f}")
 
     if "a" in args.parts:
         measure_io(args, cat, rows, fits_paths, cores)

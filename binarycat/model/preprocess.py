@@ -133,23 +133,39 @@ def row_medians(a: np.ndarray, *, sample: int = 1024, margin: float = 0.04) -> n
     return out
 
 
+_BLOCK_BYTES = 1 << 20     # stamps normalised together: passes over them stay in the L2 cache
+
+
 def normalise_stamps(stack: np.ndarray) -> np.ndarray:
     """`normalise_stamp` of each image of an (N, H, W) stack at once; float32, same numbers.
 
     Images whose pixels are all finite and whose MAD is positive (nearly all) go through one
-    vectorised pass; the others (NaN/inf pixels, flat images) through `normalise_stamp`.
+    vectorised pass, a few images (about a MiB) at a time; the others (NaN/inf pixels, flat
+    images) through `normalise_stamp`.
     """
     x = np.asarray(stack, dtype=np.float32)
     n = x.shape[0]
     out = np.empty(x.shape, np.float32)
-    if n == 0:
+    if n == 0 or x[0].size == 0:
         return out
-    flat = x.reshape(n, -1)
+    step = max(1, _BLOCK_BYTES // (4 * x[0].size))
+    flat, flat_out = x.reshape(n, -1), out.reshape(n, -1)
+    for i in range(0, n, step):
+        _normalise_block(flat[i : i + step], flat_out[i : i + step])
+    return out
+
+
+def _normalise_block(flat: np.ndarray, out: np.ndarray) -> None:
     ok = np.isfinite(flat).all(axis=1)
-    if ok.any():
-        good = flat if ok.all() else flat[ok]
-        med = row_medians(good)                              # float32, == np.median of each image
-        centred = good - med[:, None]
+    if ok.all():
+        good, dest = flat, out                           # straight into the output
+    elif ok.any():
+        good, dest = flat[ok], np.empty((int(ok.sum()), flat.shape[1]), np.float32)
+    else:
+        good = dest = None
+    if good is not None:
+        med = row_medians(good)                          # float32, == np.median of each image
+        centred = np.subtract(good, med[:, None], out=dest)
         mad = row_medians(np.abs(centred))
         fine = mad > 0
         # what normalise_stamp does with Python floats: 1.4826 * mad in float64, then x / (3 sigma)
@@ -160,11 +176,11 @@ def normalise_stamps(stack: np.ndarray) -> np.ndarray:
         peak = np.maximum(y.max(axis=1).astype(np.float64), 1.0).astype(np.float32)
         y /= peak[:, None]
         rows = np.flatnonzero(ok)
-        out.reshape(n, -1)[rows[fine]] = y[fine]
-        ok[rows[~fine]] = False                              # flat images: the per-stamp path
+        if dest is not out:
+            out[rows] = y
+        ok[rows[~fine]] = False                          # flat images: the per-stamp path
     for i in np.flatnonzero(~ok):
-        out[i] = normalise_stamp(x[i])
-    return out
+        out[i] = normalise_stamp(flat[i])
 
 
 def _torch_row_medians(x: torch.Tensor) -> torch.Tensor:

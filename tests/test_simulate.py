@@ -475,3 +475,13 @@ def test_csvs_keep_zero_padded_ids(sky):
     polars = pytest.importorskip("polars")
     df = polars.read_csv(result.truth_csv, schema_overrides={"source_id": polars.String})
     assert df["source_id"][0] == "00000" and df.height == len(truth)
+
+
+def test_first_id_gives_a_second_sky_ids_of_its_own(tmp_path):
+    res = sim.simulate_sky(tmp_path, n_sources=3, surveys=["2MASS"], seed=4, first_id=100000)
+    sources, truth = sim.read_sources(res.sources_csv), sim.read_truth(res.truth_csv)
+    assert list(sources["source_id"]) == ["100000", "100001", "100002"]
+    assert set(truth["source_id"]) <= {"100000", "100001", "100002"} and len(truth) > 0
+    assert (tmp_path / "2MASS" / "100000_2MASS_J.fits").exists()
+    with pytest.raises(BinarycatError):
+        sim.simulate_sources(3, first_id=-1)

@@ -440,6 +440,8 @@ def evaluate(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest of each kind]."),
     on: str = typer.Option("test", "--on", help="test: the model's held-out test split; unseen: every labelled "
                                                 "stamp of a source in none of its splits (e.g. a new seed)."),
+    where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) narrowing the set, e.g. "
+                                                   "\"s.source_id >= '100000'\"."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the classical PSF-fit baseline."),
     figure: Optional[Path] = typer.Option(None, help="Confusion-matrix PNG \\[default: models/ID.SET.confusion.png "
                                                      "in the catalogue]."),
@@ -456,6 +458,8 @@ def evaluate(
     eclipsing-binary model (CALNet; its stored test report) are both shown.
 
     Example: [cyan]binarycat evaluate --on unseen --format json[/]
+
+    One simulated test sky only: [cyan]binarycat evaluate --on unseen --where "s.source_id >= '100000'"[/]
     """
     from binarycat.model.eb_train import EB_MODEL_KIND
     from binarycat.model.evaluation import evaluate_model
@@ -472,7 +476,8 @@ def evaluate(
                     pass
             if not rows:
                 raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
-        results = [evaluate_model(cat, r["model_id"], on=on, device=device, baseline=baseline, figure=figure)
+        results = [evaluate_model(cat, r["model_id"], on=on, where=where, device=device, baseline=baseline,
+                                  figure=figure)
                    if r["kind"] == MODEL_KIND else r for r in rows]
     if fmt == "json":
         out = [r.as_dict() if not isinstance(r, dict) else

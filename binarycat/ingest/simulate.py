@@ -913,7 +913,8 @@ def _truth_table(rows) -> Table:
     dtypes = ("U5", "U16", np.int8, np.int8, float, float, float, float)
     if rows:
         columns = list(zip(*rows))
-        cols = [np.asarray(c, dtype=d) for c, d in zip(columns, dtypes)]
+        # ids longer than five digits (simulate_sky(first_id=...)) must not be cut to "U5"
+        cols = [np.asarray(c, dtype=str if d == "U5" else d) for c, d in zip(columns, dtypes)]
         return Table(cols, names=_TRUTH_COLUMNS)
     return Table(names=_TRUTH_COLUMNS, dtype=dtypes)
 

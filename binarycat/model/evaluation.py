@@ -70,13 +70,15 @@ def _splits(catalog: Catalog, model_id: str) -> dict[str, str]:
     return dict(rows)
 
 
-def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str) -> LabelledStamps:
+def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str,
+                 where: str | None = None) -> LabelledStamps:
     """The labelled stamps of ``surveys`` in split ``on`` of a model (``"unseen"``: in no split).
 
-    ``on`` may also be ``"train"`` or ``"validation"``.
+    ``on`` may also be ``"train"`` or ``"validation"``; ``where`` is an SQL condition on
+    ``sources`` (alias ``s``) that narrows the set further.
     """
     split_of = _splits(catalog, model_id)
-    data = labelled_stamps(catalog, surveys)
+    data = labelled_stamps(catalog, surveys, where=where)
     if on == "unseen":
         mask = np.array([s not in split_of for s in data.source_id], dtype=bool)
     else:
@@ -156,8 +158,8 @@ def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> P
 
 
 def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "test",
-                   device: str | None = None, baseline: bool = True, figure: Path | None = None,
-                   batch_size: int = 256) -> Evaluation:
+                   where: str | None = None, device: str | None = None, baseline: bool = True,
+                   figure: Path | None = None, batch_size: int = 256) -> Evaluation:
     """Score a stamp classifier and the classical baseline on one stamp set, and store the result.
 
     Parameters
@@ -168,6 +170,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         Default: the newest stamp classifier.
     on : {"test", "unseen"}
         Which stamps (see the module docstring).
+    where : str, optional
+        SQL condition on ``sources`` (alias ``s``) narrowing the set, e.g. one simulated sky's ids.
     device : str, optional
     baseline : bool
         Also run the classical baseline (its thresholds are fitted the first time and kept).
@@ -187,7 +191,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     model_id, surveys = row["model_id"], list(row["surveys"])
     dev = pick_device(device)
     model, config = load_catalog_checkpoint(catalog, row["checkpoint"], dev)
-    stamps = model_stamps(catalog, model_id, surveys, on)
+    stamps = model_stamps(catalog, model_id, surveys, on, where)
     timings = {}
 
     t = time.perf_counter()
@@ -221,10 +225,10 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         panels["baseline, all"] = base_report
     save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {BASELINE_NAME})")
 
-    result = Evaluation(model_id, on, len(y), report, per_survey, base_report, base_per_survey, calibration,
+    result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey, base_report, base_per_survey, calibration,
                         threshold, str(figure), time.perf_counter() - t0, timings)
     metrics = dict(row["metrics"] or {})
-    metrics.setdefault("evaluation", {})[on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
+    metrics.setdefault("evaluation", {})[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
     with catalog.transaction() as con:
         con.execute("update models set metrics = ? where model_id = ?", [json.dumps(metrics), model_id])
     return result

@@ -18,10 +18,11 @@ On CUDA (``prefetch``, the default there) reading runs a few batches ahead of th
 a background thread and writing in another, so the GPU never waits for the CPU; the first
 batch is short, to start the GPU early. On the CPU the model already keeps every core busy,
 and a background reader or writer only takes cores from it (with OpenMP, a preempted
-thread stalls its whole team at the next barrier): measured on 2 cores, prediction was
-10-20% slower with them. There the batch's shards are read, with all cores, just before
-the batch runs, and commits happen in line. Either way the network is built in a helper
-thread while the first shards are read.
+thread stalls its whole team at the next barrier): measured on 2 shared cores
+(``benchmarks/bench_stamp_io.py --cpu-prefetch``), prediction was 4% slower with them under
+``OMP_WAIT_POLICY=PASSIVE`` and 10-30% slower with OpenMP's default spinning. There the
+batch's shards are read, with all cores, just before the batch runs, and commits happen in
+line. Either way the network is built in a helper thread while the first shards are read.
 
 Rows and flags are those of the shard-by-shard loop this replaced (``p_binary`` to float
 rounding, since a batch may now span shards): an interrupted prediction keeps every

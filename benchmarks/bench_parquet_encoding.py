@@ -1,10 +1,12 @@
 """Which Parquet encoding to use for float32 stamp images: size and read/write speed.
 
 Writes the same set of realistic stamps (stacked signal-to-noise maps of simulated stars:
-mostly noise, a few bright cores) with several encodings and compressions, and prints, in one
-run on one machine, each variant's bytes per pixel, write and read speed, and the ratio of
-each to the reference (PLAIN encoding, no compression). Every variant is checked to
-round-trip bit-exact.
+mostly noise, a few bright cores) in both shard layouts of `binarycat.catalog.arrays`
+(``blob``: one raw float32 byte string per stamp; ``list``: a list of float32, the layout of
+earlier versions) with several encodings and compressions, and prints, in one run on one
+machine, each variant's bytes per pixel, write and read speed (`read_array_shard`), and the
+ratio of each to the reference (list, PLAIN encoding, no compression). Every variant is
+checked to round-trip bit-exact.
 
 Run:  python benchmarks/bench_parquet_encoding.py [--stamps 2000] [--size 64]
 """
@@ -24,17 +26,22 @@ _PIX = "pixels.list.element"
 
 
 def _variant(encoding: str, compression: str, level: int | None = None) -> dict:
-    return dict(compression=compression, compression_level=level, column_encoding={_PIX: encoding})
+    return dict(layout="list", compression=compression, compression_level=level, column_encoding={_PIX: encoding})
+
+
+def _blob(compression: str, level: int | None = None) -> dict:
+    return dict(layout="blob", compression=compression, compression_level=level)
 
 
 VARIANTS = {
-    "plain, none (reference)": _variant("PLAIN", "none"),
-    "plain, snappy": _variant("PLAIN", "snappy"),
-    "plain, zstd-3": _variant("PLAIN", "zstd", 3),
-    "byte_stream_split, none": _variant("BYTE_STREAM_SPLIT", "none"),
-    "byte_stream_split, snappy": _variant("BYTE_STREAM_SPLIT", "snappy"),
-    "byte_stream_split, zstd-3 (chosen)": _variant("BYTE_STREAM_SPLIT", "zstd", 3),
-    "byte_stream_split, zstd-9": _variant("BYTE_STREAM_SPLIT", "zstd", 9),
+    "list, plain, none (reference)": _variant("PLAIN", "none"),
+    "list, plain, zstd-3": _variant("PLAIN", "zstd", 3),
+    "list, byte_stream_split, none": _variant("BYTE_STREAM_SPLIT", "none"),
+    "list, byte_stream_split, zstd-3 (earlier)": _variant("BYTE_STREAM_SPLIT", "zstd", 3),
+    "list, byte_stream_split, zstd-9": _variant("BYTE_STREAM_SPLIT", "zstd", 9),
+    "blob, none": _blob("none"),
+    "blob, lz4 (chosen)": _blob("lz4"),
+    "blob, zstd-1": _blob("zstd", 1),
 }
 
 
@@ -84,13 +91,13 @@ def main(argv=None) -> None:
                 "write_mpix_s": max(r["write_mpix_s"] for r in runs),
                 "read_mpix_s": max(r["read_mpix_s"] for r in runs),
             }
-    ref = results["plain, none (reference)"]
+    ref = results["list, plain, none (reference)"]
     print(f"{args.stamps} stamps of {args.size}x{args.size} float32 "
           f"({args.stamps * args.size**2 * 4 / 1e6:.1f} MB raw); all variants bit-exact")
-    print(f"{'variant':<36} {'B/pix':>6} {'size/ref':>9} {'write Mpix/s':>13} {'w/ref':>6} "
+    print(f"{'variant':<42} {'B/pix':>6} {'size/ref':>9} {'write Mpix/s':>13} {'w/ref':>6} "
           f"{'read Mpix/s':>12} {'r/ref':>6}")
     for name, r in results.items():
-        print(f"{name:<36} {r['bytes_per_pixel']:6.3f} {r['bytes_per_pixel'] / ref['bytes_per_pixel']:9.3f} "
+        print(f"{name:<42} {r['bytes_per_pixel']:6.3f} {r['bytes_per_pixel'] / ref['bytes_per_pixel']:9.3f} "
               f"{r['write_mpix_s']:13.1f} {r['write_mpix_s'] / ref['write_mpix_s']:6.2f} "
               f"{r['read_mpix_s']:12.1f} {r['read_mpix_s'] / ref['read_mpix_s']:6.2f}")
 

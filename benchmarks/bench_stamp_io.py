@@ -15,7 +15,7 @@ keeping stamps. Then, in one run on one machine, with the OS page cache warm for
       (or ``fits.open`` without memory map and the primary HDU's data), converted to a
       native-endian float32 array (the one copy: a byte swap) and ``torch.from_numpy``;
     - ``Parquet``: the ``stamps`` table queried with DuckDB for (shard, row), each shard
-      decoded once with pyarrow (`read_shard_arrays`, one copy of the decoded pixels), each
+      decoded once with pyarrow (`read_array_shard`, one copy of the decoded pixels), each
       stamp a tensor view: on one thread, and with one thread per core (shards in parallel,
       as `predict_stamps` reads them);
 
@@ -74,7 +74,8 @@ from binarycat.ingest.stamps import ingest_fits  # noqa: E402
 from binarycat.model.checkpoints import save_checkpoint  # noqa: E402
 from binarycat.model.device import autocast, configure_cpu, pick_device  # noqa: E402
 from binarycat.model.networks import build  # noqa: E402
-from binarycat.model.predict import as_model_input, load_model, predict_stamps, read_shard_arrays  # noqa: E402
+from binarycat.catalog.arrays import read_array_shard  # noqa: E402
+from binarycat.model.predict import as_model_input, load_model, predict_stamps  # noqa: E402
 from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION, stamps_to_tensor  # noqa: E402
 from binarycat.pipeline import init_catalog  # noqa: E402
 
@@ -135,7 +136,7 @@ def read_parquet(cat: Catalog, pool: ThreadPoolExecutor | None = None) -> tuple[
 
     def read(item):
         shard, shard_rows = item
-        return read_shard_arrays(cat.resolve(shard), shard_rows, use_threads=False, copy=True)
+        return read_array_shard(cat.resolve(shard), shard_rows, use_threads=False, copy=True)
 
     out = []
     for arrays in (pool.map if pool is not None else map)(read, by_shard.items()):

@@ -1,19 +1,20 @@
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binarycat.catalog.arrays import (
-    HEALPIX_ORDER, StampRecord, healpix_index, load_stamp_arrays, orphan_shards, read_array_shard,
-    remove_orphan_shards, store_stamps, write_array_shard,
+    HEALPIX_ORDER, LAYOUTS, StampRecord, content_hash, healpix_index, load_stamp_arrays, orphan_shards,
+    read_array_shard, remove_orphan_shards, store_stamps, write_array_shard,
 )
 from binarycat.catalog.store import Catalog
+from binarycat.errors import BinarycatError
 from conftest import add_sources
 
 
@@ -24,29 +25,57 @@ def _bits(shape, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(1, 40), w=st.integers(1, 40), n=st.integers(1, 4), seed=st.integers(0, 2**31))
-def test_shard_round_trip_is_bit_exact(tmp_path_factory, h, w, n, seed):
+@given(h=st.integers(1, 40), w=st.integers(1, 40), n=st.integers(1, 4), seed=st.integers(0, 2**31),
+       layout=st.sampled_from(LAYOUTS))
+def test_shard_round_trip_is_bit_exact(tmp_path_factory, h, w, n, seed, layout):
     arrays = [_bits((h + i, w), seed + i) for i in range(n)]
     arrays[0].flat[0] = -0.0
     path = tmp_path_factory.mktemp("shard") / "s.parquet"
-    write_array_shard(path, [str(i) for i in range(n)], arrays)
+    write_array_shard(path, [str(i) for i in range(n)], arrays, layout=layout)
     back = read_array_shard(path)
     assert [b.shape for b in back] == [a.shape for a in arrays]
     for a, b in zip(arrays, back):
         assert b.dtype == np.float32
         assert a.tobytes() == b.tobytes()
-    subset = read_array_shard(path, [n - 1, 0])
-    assert subset[0].tobytes() == arrays[n - 1].tobytes()
+    subset = read_array_shard(path, [n - 1, 0, n - 1])
+    assert [x.tobytes() for x in subset] == [arrays[n - 1].tobytes(), arrays[0].tobytes(),
+                                             arrays[n - 1].tobytes()]
 
 
-def test_shard_uses_byte_stream_split_and_zstd(tmp_path):
+def test_shard_stores_each_stamp_as_one_raw_lz4_value(tmp_path):
+    path = tmp_path / "s.parquet"
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    write_array_shard(path, ["a"], [a])
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    pixels = next(meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == "pixels")
+    assert pixels.compression == "LZ4"
+    assert pq.read_table(path).column("pixels")[0].as_py() == a.astype("<f4").tobytes()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_shard_arrays_are_read_only_views_unless_copied(tmp_path, layout):
+    path = tmp_path / "s.parquet"
+    write_array_shard(path, ["a", "b"], [np.ones((4, 4), np.float32), np.zeros((2, 3), np.float32)], layout=layout)
+    assert not any(a.flags.writeable for a in read_array_shard(path))
+    copied = read_array_shard(path, [1], copy=True, use_threads=False)
+    assert copied[0].flags.writeable and copied[0].shape == (2, 3)
+
+
+def test_shard_row_past_the_end_fails_clearly(tmp_path):
     path = tmp_path / "s.parquet"
     write_array_shard(path, ["a"], [np.ones((4, 4), np.float32)])
-    meta = pq.ParquetFile(path).metadata.row_group(0)
-    pixels = next(meta.column(i) for i in range(meta.num_columns)
-                  if meta.column(i).path_in_schema == "pixels.list.element")
-    assert "BYTE_STREAM_SPLIT" in pixels.encodings
-    assert pixels.compression == "ZSTD"
+    with pytest.raises(BinarycatError, match="has 1 rows"):
+        read_array_shard(path, [3])
+
+
+def test_catalogue_with_shards_of_the_earlier_list_layout_still_reads(catalog):
+    add_sources(catalog, [("a", 83.8, -5.4)])
+    a = _bits((9, 7), 3)
+    res = store_stamps(catalog, [StampRecord("a", "HST", a, ra=83.8, dec=-5.4)])
+    (shard,) = catalog.sql("select shard from stamps").fetchone()
+    write_array_shard(catalog.resolve(shard), [content_hash(a)], [a], layout="list")   # as older versions wrote it
+    assert pq.read_schema(catalog.resolve(shard)).field("pixels").type == pa.large_list(pa.float32())
+    assert load_stamp_arrays(catalog, res.added)[0].tobytes() == a.tobytes()
 
 
 def test_store_round_trips_and_partitions_by_healpix(catalog):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from binarycat.catalog.arrays import load_stamp_arrays, read_array_shard
+from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.sources import import_sources
 from binarycat.errors import BinarycatError
 from binarycat.ingest.simulate import simulate_sky
@@ -14,7 +14,7 @@ from binarycat.ingest.stamps import ingest_fits
 from binarycat.model import predict as predict_mod
 from binarycat.model.checkpoints import load_checkpoint, save_checkpoint
 from binarycat.model.networks import build
-from binarycat.model.predict import load_model, predict_stamps, read_shard_arrays
+from binarycat.model.predict import load_model, predict_stamps
 from binarycat.model.preprocess import (
     GEOMETRY, NORMALISATION, normalise_stamp, normalise_stamps, normalise_stamps_torch, row_medians,
     stamp_to_input, stamps_to_tensor,
@@ -175,16 +175,6 @@ def test_fast_model_loading_equals_load_checkpoint(cat):
     x = torch.rand(3, 1, SIZE, SIZE)
     with torch.inference_mode():
         assert torch.allclose(fast(x), slow.eval()(x), atol=1e-5)
-
-
-def test_read_shard_arrays_equals_read_array_shard(cat):
-    for (shard,) in cat.sql("select distinct shard from stamps").fetchall():
-        path = cat.resolve(shard)
-        rows = [2, 0] if len(read_array_shard(path)) > 2 else [0]
-        for a, b in zip(read_shard_arrays(path, rows), read_array_shard(path, rows)):
-            assert a.dtype == np.float32 and np.array_equal(a, b)
-        copied = read_shard_arrays(path, copy=True)
-        assert all(a.flags.writeable for a in copied)
 
 
 # --- batch preprocessing ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 `predict_stamps` streams the stamps through the model in batches of ``batch_size``:
 
 1. **read + preprocess**: the shards a batch needs are decoded from the Parquet store
-   (`read_shard_arrays`, views into pyarrow's buffers) and turned into model inputs
+   (`binarycat.catalog.arrays.read_array_shard`, views into pyarrow's buffers) and turned into model inputs
    (`stamps_to_tensor`: one vectorised pass and one resampling call per stamp shape) by a
    pool of threads, one shard each;
 2. **model**, on the calling thread, in ``torch.inference_mode``, channels-last: on CUDA
@@ -47,13 +47,13 @@ from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
+from binarycat.catalog.arrays import read_array_shard
 from binarycat.catalog.flags import update_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
@@ -64,7 +64,7 @@ from binarycat.model.train import MODEL_KIND
 
 __all__ = [
     "PredictResult", "as_model_input", "latest_model_id", "load_model", "model_row", "predict_stamps",
-    "prepare_model", "read_shard_arrays", "temperature_of",
+    "prepare_model", "temperature_of",
 ]
 
 PREFETCH_BATCHES = 4       # preprocessed batches waiting for the model
@@ -180,41 +180,6 @@ def as_model_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def read_shard_arrays(path: Path, rows: Sequence[int] | None = None, *, use_threads: bool = True,
-                      copy: bool = False) -> list[np.ndarray]:
-    """The arrays of a stamp shard (all, or rows ``rows``) as 2-D float32 views.
-
-    The same arrays as `binarycat.catalog.arrays.read_array_shard`, without its copies: one
-    ``ParquetFile.read`` and views into the decoded pixel buffer, read-only; with ``copy``,
-    writable views into one copy of it. ``use_threads=False`` keeps pyarrow's decoding on the
-    calling thread.
-    """
-    try:
-        table = pq.ParquetFile(path).read(columns=["height", "width", "pixels"], use_threads=use_threads)
-    except FileNotFoundError:
-        raise BinarycatError(f"Stamp shard {path} is missing; the catalogue is damaged.") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BinarycatError(f"Stamp shard {path} cannot be read: {exc}.") from None
-    heights = table.column("height").to_numpy()
-    widths = table.column("width").to_numpy()
-    arrays: list[np.ndarray] = []
-    for chunk in table.column("pixels").chunks:
-        offsets = chunk.offsets.to_numpy()
-        values = chunk.flatten().to_numpy(zero_copy_only=False)
-        if copy:
-            values = np.array(values)
-        offsets = offsets - offsets[0]
-        base = len(arrays)
-        arrays.extend(values[offsets[i] : offsets[i + 1]].reshape(int(heights[base + i]), int(widths[base + i]))
-                      for i in range(len(chunk)))
-    if rows is None:
-        return arrays
-    try:
-        return [arrays[int(r)] for r in rows]
-    except IndexError:
-        raise BinarycatError(f"Stamp shard {path} has fewer rows than the catalogue says.") from None
-
-
 # --- the stream ------------------------------------------------------------------------------
 
 
@@ -226,7 +191,7 @@ class _Batch:
 
 def _shard_inputs(catalog: Catalog, shard: str, rows: list[tuple], config: dict,
                   device: torch.device) -> torch.Tensor:
-    arrays = read_shard_arrays(catalog.resolve(shard), [r[4] for r in rows], use_threads=False)
+    arrays = read_array_shard(catalog.resolve(shard), [r[4] for r in rows], use_threads=False)
     return stamps_to_tensor(arrays, config["input_size"], [r[5] for r in rows],
                             config.get("input_scale_arcsec"), device=device)
 

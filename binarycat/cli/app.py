@@ -370,6 +370,8 @@ def train(
                                                                    "to this fraction of a stamp's own (0: off)."),
     where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) to train on, "
                                                    "e.g. \"s.source_id < '100000'\"."),
+    max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Start no epoch after this many minutes; "
+                                                                   "the best epoch so far is kept."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -394,7 +396,8 @@ def train(
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
-                         noise_augment=noise_augment, seed=seed, split_seed=split_seed)
+                         noise_augment=noise_augment, max_minutes=max_minutes, seed=seed,
+                         split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
                                      progress=bars.factory("train"))

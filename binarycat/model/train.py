@@ -53,6 +53,9 @@ class TrainConfig:
     noise_augment : float
         Largest extra noise of the noise re-draw augmentation, as a fraction of each stamp's
         own noise (`binarycat.model.data.augment_batch`); 0 turns it off.
+    max_minutes : float or None
+        Wall-clock budget: no new epoch starts once this many minutes have passed, and the
+        best epoch so far is kept (``metrics.stopped`` says why training ended).
     """
 
     epochs: int = 40
@@ -68,6 +71,7 @@ class TrainConfig:
     arch: str = "resnet34-stem"
     threshold: float = 0.5
     noise_augment: float = 0.3
+    max_minutes: float | None = None
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -220,6 +224,7 @@ def train_stamp_classifier(
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
     best_f1, best_state, best_epoch, history = -1.0, None, 0, []
+    stopped = "epochs"
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, n = 0.0, 0
@@ -246,6 +251,10 @@ def train_stamp_classifier(
         if progress:
             progress(epoch, config.epochs, info)
         if epoch - best_epoch >= config.patience:
+            stopped = "patience"
+            break
+        if config.max_minutes is not None and time.perf_counter() - t0 >= 60 * config.max_minutes:
+            stopped = "max_minutes"
             break
     model.load_state_dict(best_state)
 
@@ -282,7 +291,7 @@ def train_stamp_classifier(
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)
     metrics = {
         "test": report, "test_per_survey": per_survey, "best_val_macro_f1": best_f1,
-        "best_epoch": best_epoch, "history": history, "calibration": calibration,
+        "best_epoch": best_epoch, "history": history, "stopped": stopped, "calibration": calibration,
         "n_train": len(parts["train"]), "n_validation": len(parts["validation"]), "n_test": len(y_test),
     }
     with catalog.transaction() as con:

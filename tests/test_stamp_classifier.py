@@ -130,6 +130,15 @@ def test_calibration_is_fitted_at_training_and_stored(easy):
     assert config["temperature"] == cal["temperature"]
 
 
+def test_a_time_budget_stops_training_after_the_epoch_that_spends_it(easy):
+    cat, result, _ = easy
+    assert model_row(cat, result.model_id)["metrics"]["stopped"] == "epochs"
+    config = TrainConfig(epochs=6, batch_size=16, input_size=32, learning_rate=1e-3, max_minutes=0)
+    short = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+    metrics = model_row(cat, short.model_id)["metrics"]
+    assert len(short.history) == 1 and metrics["stopped"] == "max_minutes" and metrics["best_epoch"] == 1
+
+
 def test_same_model_and_stamp_give_the_same_probability_twice_on_cpu(easy):
     cat, result, _ = easy
     rows = []

@@ -39,9 +39,10 @@ def workflow(tmp_path_factory):
     assert "stamps stored" in out
     run("--catalog", cat, "ingest", root / "sim" / "PanSTARRS", "--survey", "Pan-STARRS")
     run("--catalog", cat, "label", "import", root / "sim" / "truth.csv", "--labeller", "simulator")
-    out = run("--catalog", cat, "train", "--surveys", "HST,PS1", "--epochs", 1, "--input-size", 32,
-              "--format", "json").stdout
-    model_id = json.loads(out)["model_id"]
+    trained = run("--catalog", cat, "train", "--surveys", "HST,PS1", "--epochs", 1, "--input-size", 32,
+                  "--format", "json")
+    model_id = json.loads(trained.stdout)["model_id"]
+    assert "epoch 1/1: loss" in trained.stderr and "validation macro-F1" in trained.stderr  # a log line per epoch
     run("--catalog", cat, "predict")
     return root, cat, model_id
 

@@ -400,7 +400,7 @@ def train(
                          split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
-                                     progress=bars.factory("train"))
+                                     progress=_epoch_progress(bars))
     if fmt == "json":
         print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
                           "calibration": res.calibration, "seconds": res.seconds}, indent=1))
@@ -411,6 +411,21 @@ def train(
     cal = res.calibration
     console.print(f"Temperature {cal['temperature']:.3f}: test ECE {cal['ece_test_before']:.4f} -> "
                   f"{cal['ece_test_after']:.4f}.  Next: [cyan]binarycat evaluate --model {res.model_id}[/]")
+
+
+def _epoch_progress(bars: Bars):
+    """A bar on a terminal; otherwise one line per epoch on stderr, for logs of long runs."""
+    bar = bars.factory("train")
+    start = time.perf_counter()
+
+    def progress(epoch, total, info):
+        if bar is not None:
+            bar(epoch, total, {k: round(v, 4) for k, v in info.items() if k != "epoch"})
+            return
+        err_console.print(f"epoch {epoch}/{total}: loss {info['loss']:.4f}, validation macro-F1 "
+                          f"{info['val_macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)", highlight=False)
+
+    return progress
 
 
 @app.command()

@@ -25,7 +25,7 @@ SURVEYS = ["PanSTARRS", "HST"]
 SIZE = 32
 
 
-def register(cat, model_id, *, temperature=None, seed=0, schema_version=None):
+def register(cat, model_id, *, temperature=None, seed=0, schema_version=None, views=None):
     """An untrained ResNet34 saved and recorded in ``models`` the way training does."""
     torch.manual_seed(seed)
     config = {"arch": "resnet34", "input_size": SIZE, "input_scale_arcsec": 0.1, "threshold": 0.5,
@@ -33,6 +33,8 @@ def register(cat, model_id, *, temperature=None, seed=0, schema_version=None):
               "schema_version": cat.schema_version if schema_version is None else schema_version}
     if temperature is not None:
         config["temperature"] = temperature
+    if views is not None:
+        config["views"] = views
     checkpoint = f"models/{model_id}.pt"
     save_checkpoint(cat.resolve(checkpoint), build("resnet34", in_channels=1, num_classes=2), config)
     with cat.transaction() as con:
@@ -134,6 +136,25 @@ def test_temperature_scales_the_logits(cat):
     assert max(abs(p - p_hot[s]) for s, _, _, p, _, _ in rows) <= 1e-5
     p_plain = {s: float(torch.softmax(v, 0)[1]) for s, v in ref.items()}
     assert any(abs(p_hot[s] - p_plain[s]) > 1e-3 for s in ref)     # the temperature did something
+
+
+def test_a_model_with_eight_views_averages_the_logits_of_the_rotated_stamps(cat):
+    register(cat, "eight", views=8)             # the weights of "plain" (same seed)
+    row = cat.sql("select checkpoint from models where model_id = 'eight'").fetchone()
+    model, config = load_checkpoint(cat.resolve(row[0]))
+    stamps = cat.sql("select stamp_id, pixel_scale_arcsec from stamps order by stamp_id").fetchall()
+    x = stamps_to_tensor(load_stamp_arrays(cat, [s for s, _ in stamps]), SIZE, [p for _, p in stamps], 0.1)
+    with torch.inference_mode():
+        turned = [model(torch.rot90(x, k, (-2, -1)).flip(-1) if f else torch.rot90(x, k, (-2, -1)).contiguous())
+                  for k in range(4) for f in (False, True)]
+    p_ref = torch.softmax(torch.stack(turned).mean(0), 1)[:, 1]
+    predict_stamps(cat, "eight", batch_size=6)
+    rows = stored(cat, "eight")
+    assert [r[0] for r in rows] == [s for s, _ in stamps]
+    assert max(abs(r[3] - float(q)) for r, q in zip(rows, p_ref)) <= 1e-5
+    p_plain = {r[0]: r[3] for r in stored(cat, "plain")} or {
+        s: float(torch.softmax(v, 0)[1]) for s, v in reference_logits(cat, "plain").items()}
+    assert any(abs(r[3] - p_plain[r[0]]) > 1e-4 for r in rows)
 
 
 def test_an_interrupted_prediction_keeps_its_commits_and_a_rerun_completes(cat, monkeypatch):

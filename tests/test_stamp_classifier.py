@@ -190,3 +190,27 @@ def test_custom_stem_keeps_the_body_input_small_and_returns_logits():
             body_in = model.conv1(torch.zeros(2, 1, size, size))
             assert body_in.shape[-1] <= 16 and body_in.shape[1] == 64
             assert model(torch.randn(2, 1, size, size)).shape == (2, 2)
+
+
+def test_fine_tuning_starts_from_a_model_and_keeps_its_splits(easy, tmp_path):
+    cat, result, root = easy
+    _add_sky(cat, tmp_path / "more", 3000, 20, seed=4)
+    frozen = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=0.0, init_from=result.model_id)
+    tuned = train_stamp_classifier(cat, ["PanSTARRS"], frozen, device="cpu")
+    assert tuned.model_id != result.model_id
+    old_splits = dict(cat.sql("select source_id, split from splits where model_id = ?", [result.model_id]).fetchall())
+    new_splits = dict(cat.sql("select source_id, split from splits where model_id = ?", [tuned.model_id]).fetchall())
+    assert {s: new_splits[s] for s in old_splits} == old_splits
+    added = {s: v for s, v in new_splits.items() if s >= "03000"}
+    assert len(added) == 20 and set(added.values()) == {"train", "validation", "test"}
+    # with a learning rate of 0 the fine-tuned weights are the starting ones (BatchNorm statistics aside)
+    before, _ = load_catalog_checkpoint(cat, model_row(cat, result.model_id)["checkpoint"])
+    after, config = load_catalog_checkpoint(cat, model_row(cat, tuned.model_id)["checkpoint"])
+    weights = [n for n, _ in before.named_parameters()]
+    assert all(torch.equal(dict(before.named_parameters())[n], dict(after.named_parameters())[n]) for n in weights)
+    assert config["init_from"] == result.model_id and config["views"] == 8
+    wrong = TrainConfig(epochs=1, input_size=48, init_from=result.model_id)
+    with pytest.raises(BinarycatError, match="input_size 32 \\(not 48\\).*--input-size"):
+        train_stamp_classifier(cat, ["PanSTARRS"], wrong, device="cpu")
+    with pytest.raises(BinarycatError, match="No stamp classifier 'nope'"):
+        train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, input_size=32, init_from="nope"), device="cpu")

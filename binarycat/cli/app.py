@@ -372,6 +372,10 @@ def train(
                                                    "e.g. \"s.source_id < '100000'\"."),
     max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Start no epoch after this many minutes; "
                                                                    "the best epoch so far is kept."),
+    views: int = typer.Option(8, help="Average the logits over 8 flips and 90-degree rotations of each stamp "
+                                      "(1: the stamp alone, 8x faster predict)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from this model's "
+                                            "weights (same --arch, --input-size, --field); its splits are kept."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -385,6 +389,8 @@ def train(
     Example: [cyan]binarycat train --surveys PanSTARRS,SDSS9,HST --epochs 40[/]
 
     The paper's group 4: [cyan]binarycat train --surveys JWST,HSC[/]
+
+    Fine-tune on newly labelled stamps: [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --epochs 10[/]
     """
     from binarycat.ingest.surveys import parse_survey_list
     from binarycat.model.metrics import format_report
@@ -396,8 +402,8 @@ def train(
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
-                         noise_augment=noise_augment, max_minutes=max_minutes, seed=seed,
-                         split_seed=split_seed)
+                         noise_augment=noise_augment, max_minutes=max_minutes, views=views,
+                         init_from=init_from, seed=seed, split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
                                      progress=_epoch_progress(bars))

@@ -9,7 +9,7 @@
   stamps labelled after training.
 
 For that set it computes the classification report of the CNN (threshold on the calibrated
-``p_binary``), overall and per survey; the expected calibration error before and after the
+``p_binary``, averaged over the model's symmetric views, `binarycat.model.symmetry`), overall and per survey; the expected calibration error before and after the
 model's temperature; and the same report for the classical baseline of
 `binarycat.model.baseline` (a one- versus two-component PSF fit whose per-survey thresholds are
 fitted on the model's own train and validation stamps, never on the evaluated ones). It saves a
@@ -37,6 +37,7 @@ from binarycat.model.device import pick_device
 from binarycat.model.metrics import classification_report
 from binarycat.model.predict import model_row
 from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.symmetry import views_of
 from binarycat.model.train import predict_logits
 
 __all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "model_stamps", "save_confusion_figure"]
@@ -197,7 +198,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     t = time.perf_counter()
     x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
                          config.get("input_scale_arcsec"))
-    logits = predict_logits(model, x, dev, batch_size).numpy()
+    logits = predict_logits(model, x, dev, batch_size, views=views_of(config)).numpy()
     timings["cnn"] = time.perf_counter() - t
     temperature = float(config.get("temperature", 1.0))
     threshold = float(config.get("threshold", 0.5))

@@ -33,7 +33,9 @@ together; shards committed together share a ``created_at``, so among several sta
 `binarycat.catalog.flags` describes.
 
 ``p_binary`` is ``softmax(logits / T)[:, 1]`` with ``T`` the checkpoint's ``"temperature"``
-(temperature scaling; 1.0 when the checkpoint has none).
+(temperature scaling; 1.0 when the checkpoint has none) and the logits averaged over the
+checkpoint's ``"views"`` flips and rotations of each stamp (`binarycat.model.symmetry`;
+1 when it names none).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint
 from binarycat.model.device import autocast, configure_cpu, pick_device
 from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.symmetry import view_averaged_logits, views_of
 from binarycat.model.train import MODEL_KIND
 
 __all__ = [
@@ -115,6 +118,13 @@ def temperature_of(config: dict) -> float:
     if not np.isfinite(t) or t <= 0:
         raise BinarycatError(f"The model's temperature must be a positive number, got {t!r}.")
     return t
+
+
+def _views(config: dict) -> int:
+    try:
+        return views_of(config)
+    except ValueError as exc:
+        raise BinarycatError(f"The model's config is unusable: {exc}") from None
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -442,6 +452,8 @@ def predict_stamps(
     opened = _open_checkpoint(checkpoint, dev, catalog.schema_version)
     config = opened[2]
     temperature = temperature_of(config)
+    views = _views(config)
+    layout = (lambda v: v.contiguous(memory_format=torch.channels_last)) if dev.type == "cuda" else None
     threshold = config.get("threshold", 0.5) if threshold is None else threshold
     surveys = surveys or list(row["surveys"])
     stamps = catalog.sql(
@@ -495,7 +507,7 @@ def predict_stamps(
                 if model is None:
                     model = pending_model.result()
                 with autocast(dev):
-                    logits = model(as_model_input(batch.x, dev))
+                    logits = view_averaged_logits(model, as_model_input(batch.x, dev), views, layout)
                 # in float64, like binarycat.model.calibration.probabilities
                 p = torch.softmax(logits.double() / temperature, dim=1)[:, 1]
                 if dev.type == "cuda":   # copied back while the next batch runs

@@ -16,12 +16,13 @@ from torch.utils.data import DataLoader
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.calibration import expected_calibration_error, fit_temperature, probabilities
-from binarycat.model.checkpoints import save_checkpoint
+from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
 from binarycat.model.device import adam, autocast, pick_device
 from binarycat.model.metrics import classification_report
 from binarycat.model.networks import build
 from binarycat.model.preprocess import GEOMETRY, NORMALISATION
+from binarycat.model.symmetry import VIEW_COUNTS, view_averaged_logits
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate_split", "precise_batchnorm", "train_stamp_classifier"]
 
@@ -56,6 +57,16 @@ class TrainConfig:
     max_minutes : float or None
         Wall-clock budget: no new epoch starts once this many minutes have passed, and the
         best epoch so far is kept (``metrics.stopped`` says why training ended).
+    views : int
+        1 or 8: the model's logits are averaged over this many flips and 90-degree rotations
+        of each stamp (`binarycat.model.symmetry`) for calibration, the test report,
+        ``evaluate`` and ``predict``. The best epoch is chosen on single-view validation F1,
+        which costs an eighth.
+    init_from : str or None
+        Fine-tune: start from this stored model's weights instead of a random initialisation
+        (same ``arch``, ``input_size`` and ``field_arcsec``). Sources it was trained,
+        validated or tested on keep their split, so its test stamps stay unseen; new sources
+        are split 70/15/15 among themselves.
     """
 
     epochs: int = 40
@@ -72,6 +83,8 @@ class TrainConfig:
     threshold: float = 0.5
     noise_augment: float = 0.3
     max_minutes: float | None = None
+    views: int = 8
+    init_from: str | None = None
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -110,17 +123,43 @@ def _model_id(surveys: list[str], config: TrainConfig, stamp_ids: list[str]) -> 
     return f"{config.arch}-{h[:10]}"
 
 
-def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
-    """Logits of ``x`` in batches, in inference mode."""
+def _initial_weights(catalog: Catalog, config: TrainConfig, device: torch.device) -> dict:
+    """The weights of ``config.init_from``, checked to fit ``config``'s network and geometry."""
+    row = catalog.sql("select kind, checkpoint from models where model_id = ?", [config.init_from]).fetchone()
+    if row is None or row[0] != MODEL_KIND:
+        raise BinarycatError(f"No stamp classifier {config.init_from!r} in the catalogue to start from.")
+    model, old = load_catalog_checkpoint(catalog, row[1], device)
+    mine = {"arch": config.arch, "input_size": config.input_size, "input_scale_arcsec": config.input_scale_arcsec}
+    theirs = {k: old.get(k) for k in mine}
+    if theirs != mine:
+        differ = ", ".join(f"{k} {theirs[k]} (not {mine[k]})" for k in mine if theirs[k] != mine[k])
+        raise BinarycatError(f"Model {config.init_from} has {differ}; fine-tuning needs the same --arch, "
+                             "--input-size and --field.")
+    return model.state_dict()
+
+
+def _inherited_splits(catalog: Catalog, model_id: str, data, seed: int) -> dict[str, str]:
+    """Splits of a fine-tuning run: the starting model's sources keep theirs, new ones get a fresh split."""
+    old = dict(catalog.sql("select source_id, split from splits where model_id = ?", [model_id]).fetchall())
+    new = [(s, y) for s, y in zip(data.source_id, data.label) if s not in old]
+    fresh = split_sources([s for s, _ in new], [y for _, y in new], seed) if new else {}
+    return {**{s: old[s] for s in data.source_id if s in old}, **fresh}
+
+
+def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int = 256,
+                   views: int = 1) -> torch.Tensor:
+    """Logits of ``x`` in batches, in inference mode, averaged over ``views`` symmetric views.
+
+    See `binarycat.model.symmetry` for the views.
+    """
     out = []
     model.eval()
+    layout = (lambda v: v.contiguous(memory_format=torch.channels_last)) if device.type == "cuda" else None
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device)
-            if device.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                out.append(model(xb).float().cpu())
+                out.append(view_averaged_logits(model, xb, views, layout).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 2)
 
 
@@ -196,8 +235,14 @@ def train_stamp_classifier(
     t0 = time.perf_counter()
     dev = pick_device(device)
     torch.manual_seed(config.seed)
+    if config.views not in VIEW_COUNTS:
+        raise BinarycatError(f"views must be 1 or 8, not {config.views}.")
+    initial = _initial_weights(catalog, config, dev) if config.init_from else None
     data = labelled_stamps(catalog, surveys, where=where)
-    split_of = split_sources(data.source_id, data.label, config.split_seed)
+    if config.init_from:
+        split_of = _inherited_splits(catalog, config.init_from, data, config.split_seed)
+    else:
+        split_of = split_sources(data.source_id, data.label, config.split_seed)
     split = np.array([split_of[s] for s in data.source_id])
     parts = {name: data.subset(split == name) for name in ("train", "validation", "test")}
     for name, part in parts.items():
@@ -214,7 +259,10 @@ def train_stamp_classifier(
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
-    model = build(config.arch, **config.arch_kwargs).to(dev)
+    model = build(config.arch, **config.arch_kwargs)
+    if initial is not None:
+        model.load_state_dict(initial)
+    model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     counts = np.bincount(parts["train"].label, minlength=2).astype(float)
@@ -258,9 +306,9 @@ def train_stamp_classifier(
             break
     model.load_state_dict(best_state)
 
-    val_logits = predict_logits(model, val_ds.x, dev)
+    val_logits = predict_logits(model, val_ds.x, dev, views=config.views)
     temperature = fit_temperature(val_logits, parts["validation"].label)
-    test_logits = predict_logits(model, test_ds.x, dev)
+    test_logits = predict_logits(model, test_ds.x, dev, views=config.views)
     calibration = {
         "temperature": temperature,
         "ece_validation_before": expected_calibration_error(probabilities(val_logits), parts["validation"].label),

@@ -31,6 +31,9 @@ keeping stamps. Then, in one run on one machine, with the OS page cache warm for
     same torch threads. Rounds alternate which runs first (ABBA); the ratio is the median
     of the rounds' ratios. Target: >= 0.9. ``--cpu-prefetch`` also times
     ``predict_stamps(prefetch=True)`` (background reader and writer threads) on the CPU.
+    ``--views 8`` times a model that averages eight flipped and rotated views of each
+    stamp (`binarycat.model.symmetry`, the default of trained models) against the same
+    eight forwards bare.
 
 The model is an untrained ResNet34 saved with `save_checkpoint` and recorded in ``models``
 like a trained one (throughput does not depend on the weights). Every round's seconds are
@@ -76,6 +79,7 @@ from binarycat.model.device import autocast, configure_cpu, pick_device  # noqa:
 from binarycat.model.networks import build  # noqa: E402
 from binarycat.catalog.arrays import read_array_shard  # noqa: E402
 from binarycat.model.predict import as_model_input, load_model, predict_stamps  # noqa: E402
+from binarycat.model.symmetry import view_averaged_logits  # noqa: E402
 from binarycat.model.preprocess import DEFAULT_INPUT_SCALE_ARCSEC, GEOMETRY, NORMALISATION, stamps_to_tensor  # noqa: E402
 from binarycat.pipeline import init_catalog  # noqa: E402
 
@@ -144,13 +148,13 @@ def read_parquet(cat: Catalog, pool: ThreadPoolExecutor | None = None) -> tuple[
     return out, rows
 
 
-def register_untrained(cat: Catalog, input_size: int, surveys: list[str]) -> str:
+def register_untrained(cat: Catalog, input_size: int, surveys: list[str], views: int = 1) -> str:
     """An untrained ResNet34 saved and recorded like a trained model."""
-    model_id = f"bench-resnet34-untrained-{input_size}"
+    model_id = f"bench-resnet34-untrained-{input_size}-views{views}"
     torch.manual_seed(0)
     config = {"arch": "resnet34", "input_size": input_size, "input_scale_arcsec": DEFAULT_INPUT_SCALE_ARCSEC,
               "threshold": 0.5, "temperature": 1.0, "normalisation": NORMALISATION, "geometry": GEOMETRY,
-              "surveys": surveys}
+              "surveys": surveys, "views": views}
     checkpoint = f"models/{model_id}.pt"
     save_checkpoint(cat.resolve(checkpoint), build("resnet34", in_channels=1, num_classes=2), config)
     with cat.transaction() as con:
@@ -160,17 +164,19 @@ def register_untrained(cat: Catalog, input_size: int, surveys: list[str]) -> str
     return model_id
 
 
-def bare_forward(model, n: int, input_size: int, batch_size: int, dev: torch.device) -> float:
-    """Seconds for the model alone on ``n`` random stamps already on the device, in batches."""
+def bare_forward(model, n: int, input_size: int, batch_size: int, dev: torch.device, views: int = 1) -> float:
+    """Seconds for the model alone on ``n`` random stamps already on the device, in batches
+    (each averaged over ``views`` flipped and rotated copies, as the model predicts)."""
     batches = [as_model_input(torch.rand(min(batch_size, n - i), 1, input_size, input_size), dev)
                for i in range(0, n, batch_size)]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    layout = (lambda v: as_model_input(v, dev)) if dev.type == "cuda" else None
     sync()
     t = time.perf_counter()
     with torch.inference_mode():
         for xb in batches:
             with autocast(dev):
-                model(xb).float()
+                view_averaged_logits(model, xb, views, layout).float()
     sync()
     return time.perf_counter() - t
 
@@ -193,6 +199,8 @@ def main(argv=None) -> None:
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--also-128", action="store_true", help="also time prediction at input size 128")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--views", type=int, choices=[1, 8], default=1, help="prediction views per stamp, "
+                    "end to end and bare alike (binarycat.model.symmetry) [default: 1]")
     ap.add_argument("--repeats", type=int, default=5, help="rounds of (b)")
     ap.add_argument("--io-repeats", type=int, default=9, help="rounds of (a)")
     ap.add_argument("--seed", type=int, default=0)
@@ -276,10 +284,10 @@ def measure_predict(args, cat: Catalog, surveys: list[str], dev: torch.device, n
     """(b): `predict_stamps` end to end against the bare forward, rounds in ABBA order."""
     pred = {}
     for size in [args.input_size] + ([128] if args.also_128 and args.input_size != 128 else []):
-        model_id = register_untrained(cat, size, surveys)
+        model_id = register_untrained(cat, size, surveys, args.views)
         model = load_model(cat.resolve(f"models/{model_id}.pt"), dev)[0]
         predict_stamps(cat, model_id, surveys, device=str(dev), batch_size=args.batch_size)   # warm-up
-        bare_forward(model, n, size, args.batch_size, dev)
+        bare_forward(model, n, size, args.batch_size, dev, args.views)
         t_pred, t_bare, t_pre = [], [], []
 
         def run_predict(out=t_pred, prefetch=None):
@@ -289,7 +297,7 @@ def measure_predict(args, cat: Catalog, surveys: list[str], dev: torch.device, n
             out.append(s)
 
         def run_bare():
-            t_bare.append(bare_forward(model, n, size, args.batch_size, dev))
+            t_bare.append(bare_forward(model, n, size, args.batch_size, dev, args.views))
 
         runs = [run_predict, run_bare]
         if args.cpu_prefetch and dev.type == "cpu":
@@ -303,7 +311,7 @@ def measure_predict(args, cat: Catalog, surveys: list[str], dev: torch.device, n
 
     print()
     print(f"(b) prediction on {dev}, batch {args.batch_size}, {torch.get_num_threads()} torch threads, "
-          f"median of {args.repeats} interleaved rounds   stamps/s")
+          f"{args.views} view(s) per stamp, median of {args.repeats} interleaved rounds   stamps/s")
     for size, (p, b, r, t_pred, t_bare, t_pre) in pred.items():
         print(f"  {f'predict_stamps end to end, {size} px':<44} {p:9.1f}")
         print(f"  {f'bare model forward, {size} px':<44} {b:9.1f}")

@@ -532,8 +532,9 @@ def _print_evaluation(res) -> None:
 
     from binarycat.model.metrics import format_report
 
+    views = "the stamp alone" if res.views == 1 else f"mean of {res.views} flipped and rotated views"
     console.print(f"[bold]{res.model_id}[/] on its {res.on} stamps ({res.n_stamps}), threshold "
-                  f"{res.threshold:.2f} on calibrated p_binary")
+                  f"{res.threshold:.2f} on calibrated p_binary ({views})")
     console.print(format_report(res.report), highlight=False)
     for survey, rep in res.per_survey.items():
         console.print(f"\n[bold]{survey}[/]")

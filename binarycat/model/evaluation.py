@@ -61,6 +61,7 @@ class Evaluation:
     figure: str = ""
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    views: int = 1
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -198,7 +199,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     t = time.perf_counter()
     x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
                          config.get("input_scale_arcsec"))
-    logits = predict_logits(model, x, dev, batch_size, views=views_of(config)).numpy()
+    views = views_of(config)
+    logits = predict_logits(model, x, dev, batch_size, views=views).numpy()
     timings["cnn"] = time.perf_counter() - t
     temperature = float(config.get("temperature", 1.0))
     threshold = float(config.get("threshold", 0.5))
@@ -227,7 +229,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {BASELINE_NAME})")
 
     result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey, base_report, base_per_survey, calibration,
-                        threshold, str(figure), time.perf_counter() - t0, timings)
+                        threshold, str(figure), time.perf_counter() - t0, timings, views)
     metrics = dict(row["metrics"] or {})
     metrics.setdefault("evaluation", {})[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
     with catalog.transaction() as con:

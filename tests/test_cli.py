@@ -79,6 +79,9 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
     assert_one_sentence_error(run("--catalog", tmp_path / "none", "query", "select 1", ok=False), "No catalogue")
     assert_one_sentence_error(run("--catalog", cat, "sources", "import", tmp_path / "missing.csv", ok=False),
                               "does not exist")
+    assert_one_sentence_error(run("simulate", tmp_path / "s", "--separation-range", "1.5,1", ok=False),
+                              "separation_range")
+    assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]
 

@@ -485,3 +485,24 @@ def test_first_id_gives_a_second_sky_ids_of_its_own(tmp_path):
     assert (tmp_path / "2MASS" / "100000_2MASS_J.fits").exists()
     with pytest.raises(BinarycatError):
         sim.simulate_sources(3, first_id=-1)
+
+
+def test_a_separation_range_moves_only_the_separations():
+    wide = sim.simulate_sources(400, seed=5)
+    narrow = sim.simulate_sources(400, seed=5, separation_range=(0.85, 1.75))
+    binary = np.asarray(narrow["is_binary"])
+    sep = np.asarray(narrow["separation_arcsec"])[binary]
+    assert sep.min() >= 0.85 and sep.max() <= 1.75
+    # log-uniform: about half of the pairs below the geometric mean of the limits
+    assert abs(np.mean(sep < np.sqrt(0.85 * 1.75)) - 0.5) < 0.1
+    assert np.asarray(wide["separation_arcsec"])[binary].min() < 0.85
+    for name in ("ra", "dec", "mag_r", "is_binary", "flux_ratio", "position_angle_deg", "has_field_star"):
+        assert np.array_equal(wide[name], narrow[name]), name
+    assert np.array_equal(sim.simulate_sources(50, seed=5, separation_range=(0.1, 2.5))["separation_arcsec"],
+                          sim.simulate_sources(50, seed=5)["separation_arcsec"])
+
+
+@pytest.mark.parametrize("bad", [(0.0, 1.0), (1.5, 1.0), (0.5, 3.0), ("a", "b"), (1.0,)])
+def test_a_bad_separation_range_is_refused(bad):
+    with pytest.raises(BinarycatError, match="separation_range"):
+        sim.simulate_sources(3, separation_range=bad)

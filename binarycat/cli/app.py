@@ -180,21 +180,27 @@ def simulate(
     binary_fraction: float = typer.Option(0.5, min=0.0, max=1.0, help="Fraction of binaries."),
     first_id: int = typer.Option(0, min=0, help="First source id number; give a second sky ids of its own "
                                                 "to ingest it into the same catalogue."),
+    separation_range: str = typer.Option("0.1,2.5", "--separation-range", metavar="MIN,MAX",
+                                         help="Binary separations, arcsec (log-uniform between the two)."),
 ):
     """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
 
     Example: [cyan]binarycat simulate sim --sources 500 --surveys PS1,HST,2MASS --seed 7[/]
 
     A test sky for the same catalogue: [cyan]binarycat simulate sim2 --seed 8 --first-id 100000[/]
+
+    A training sky crowded at the PS1 and SDSS resolution limits (FWHM 1.1" and 1.4"):
+    [cyan]binarycat simulate sim3 --seed 9 --first-id 200000 --separation-range 0.85,1.75[/]
     """
     from binarycat.ingest.simulate import simulate_sky
     from binarycat.ingest.surveys import parse_survey_list
 
     names = [s.name for s in parse_survey_list(surveys_opt)]
+    sep_range = tuple(part.strip() for part in separation_range.split(","))
     with Bars() as bars:
         res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
                            binary_fraction=binary_fraction, first_id=first_id,
-                           progress=bars.factory("simulate"))
+                           separation_range=sep_range, progress=bars.factory("simulate"))
     console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
     for name, n in res.files_by_survey.items():
         console.print(f"  {name:<10} {n} files in {res.out_dir / name}")

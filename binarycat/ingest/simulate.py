@@ -32,7 +32,8 @@ of effective wavelength ``lam`` is ``mag_r - color * x`` with
 ``x = log10(lam / 0.617) / log10(2.159 / 0.617)`` capped at 1.5 (`band_magnitude`).
 
 A fraction ``binary_fraction`` of the sources are binaries. Separations are **log-uniform**
-in [0.1, 2.5] arcsec (Opik's law), position angles uniform in [0, 360) deg east of north,
+in [0.1, 2.5] arcsec (Opik's law; ``separation_range`` narrows it, e.g. to a training sky
+that crowds the pairs near the surveys' resolution limits), position angles uniform in [0, 360) deg east of north,
 flux ratios (companion / primary, the same in every band) uniform in [0.1, 1]. For single
 stars ``separation_arcsec``, ``position_angle_deg`` and ``flux_ratio`` are **0.0** (not NaN,
 which CSV readers disagree about). About 20 % of the sources also get an unrelated field star
@@ -218,6 +219,17 @@ def _check_args(n_sources: int, seed: int, binary_fraction: float) -> None:
         raise BinarycatError(f"binary_fraction must lie in [0, 1], not {binary_fraction!r}.")
 
 
+def _check_separation_range(separation_range) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in separation_range)
+    except (TypeError, ValueError):
+        raise BinarycatError(f"separation_range must be two numbers (arcsec), not {separation_range!r}.") from None
+    if not 0.0 < lo <= hi <= _SEP_RANGE[1]:
+        raise BinarycatError(f"separation_range must satisfy 0 < smallest <= largest <= {_SEP_RANGE[1]} arcsec "
+                             f"(a pair is two stars within {_SEP_RANGE[1]}\"), not {lo:g}, {hi:g}.")
+    return lo, hi
+
+
 def _stratified_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` uniform [0, 1) numbers, one in each of ``n`` equal strata, in random order.
 
@@ -277,7 +289,8 @@ def _clipped_normal(rng, mean, sd, bounds, n):
 
 
 def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: float = 0.5,
-                     first_id: int = 0) -> Table:
+                     first_id: int = 0,
+                     separation_range: tuple[float, float] = _SEP_RANGE) -> Table:
     """Draw an Orion-like list of stars, about ``binary_fraction`` of them binaries.
 
     Parameters
@@ -292,6 +305,11 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         The first source's id number: ids run ``first_id, first_id + 1, ...``. Give a second
         sky (another seed) ids of its own to ingest it into the same catalogue, e.g. a test set
         that shares no source with the training set.
+    separation_range : (float, float)
+        Smallest and largest binary separation (arcsec) of the log-uniform draw; default
+        (0.1, 2.5), the science definition of a pair. A narrower range, e.g. (0.85, 1.75)
+        around the Pan-STARRS and SDSS FWHMs, gives a sky rich in pairs at the resolution
+        limit, where a classifier has most to learn. Every other draw is unchanged.
 
     Returns
     -------
@@ -307,11 +325,13 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     Raises
     ------
     BinarycatError
-        For a negative or non-integer ``n_sources`` or ``seed``, or a fraction outside [0, 1].
+        For a negative or non-integer ``n_sources`` or ``seed``, a fraction outside [0, 1], or
+        a separation range that is not ``0 < smallest <= largest <= 2.5``.
     """
     _check_args(n_sources, seed, binary_fraction)
     if int(first_id) != first_id or first_id < 0:
         raise BinarycatError(f"first_id must be a non-negative integer, not {first_id!r}.")
+    sep_lo, sep_hi = _check_separation_range(separation_range)
     n = int(n_sources)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_SOURCES]))
 
@@ -322,7 +342,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     color = _clipped_normal(rng, _COLOR_MEAN, _COLOR_SD, _COLOR_RANGE, n)
 
     is_binary = rng.random(n) < binary_fraction
-    sep = np.exp(rng.uniform(math.log(_SEP_RANGE[0]), math.log(_SEP_RANGE[1]), n))
+    sep = np.exp(rng.uniform(math.log(sep_lo), math.log(sep_hi), n))
     pa = rng.uniform(0.0, 360.0, n)
     ratio = rng.uniform(*_RATIO_RANGE, n)
 
@@ -357,6 +377,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     table["position_angle_deg"].unit = table["field_position_angle_deg"].unit = "deg"
     table.meta["seed"] = int(seed)
     table.meta["binary_fraction"] = float(binary_fraction)
+    table.meta["separation_range_arcsec"] = [sep_lo, sep_hi]
     return table
 
 
@@ -813,6 +834,7 @@ def simulate_sky(
     fov_arcsec: float = 10.0,
     binary_fraction: float = 0.5,
     first_id: int = 0,
+    separation_range: tuple[float, float] = _SEP_RANGE,
     progress: Callable[[int, int], object] | None = None,
 ) -> SimulationResult:
     """Simulate an Orion-like sky and write its FITS stamps, ``sources.csv`` and ``truth.csv``.
@@ -833,6 +855,8 @@ def simulate_sky(
         Fraction of binaries (0-1).
     first_id : int
         The first source id number (see `simulate_sources`).
+    separation_range : (float, float)
+        Smallest and largest binary separation, arcsec (see `simulate_sources`).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` with the number of FITS files written so far
         and the total to write: once with ``n_done = 0`` and then after each (source, survey).
@@ -851,7 +875,8 @@ def simulate_sky(
     if not fov_arcsec > 0:
         raise BinarycatError(f"fov_arcsec must be positive, not {fov_arcsec!r}.")
     survey_list = _resolve_surveys(surveys)
-    table = simulate_sources(n_sources, seed=seed, binary_fraction=binary_fraction, first_id=first_id)
+    table = simulate_sources(n_sources, seed=seed, binary_fraction=binary_fraction, first_id=first_id,
+                             separation_range=separation_range)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

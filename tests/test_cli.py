@@ -81,6 +81,8 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
                               "does not exist")
     assert_one_sentence_error(run("simulate", tmp_path / "s", "--separation-range", "1.5,1", ok=False),
                               "separation_range")
+    assert_one_sentence_error(run("simulate", tmp_path / "s", "--flux-ratio-range", "0.2,1.5", ok=False),
+                              "flux_ratio_range")
     assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]

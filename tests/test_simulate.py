@@ -506,3 +506,26 @@ def test_a_separation_range_moves_only_the_separations():
 def test_a_bad_separation_range_is_refused(bad):
     with pytest.raises(BinarycatError, match="separation_range"):
         sim.simulate_sources(3, separation_range=bad)
+
+
+def test_a_flux_ratio_range_moves_only_the_companions_flux_ratios():
+    wide = sim.simulate_sources(400, seed=5)
+    faint = sim.simulate_sources(400, seed=5, flux_ratio_range=(0.1, 0.3))
+    binary = np.asarray(faint["is_binary"])
+    ratio = np.asarray(faint["flux_ratio"])[binary]
+    assert ratio.min() >= 0.1 and ratio.max() <= 0.3
+    assert abs(np.mean(ratio < 0.2) - 0.5) < 0.1  # uniform: half below the middle
+    assert np.asarray(wide["flux_ratio"])[binary].max() > 0.3
+    assert np.all(np.asarray(faint["flux_ratio"])[~binary] == 0.0)
+    for name in ("ra", "dec", "mag_r", "is_binary", "separation_arcsec", "position_angle_deg",
+                 "has_field_star", "field_flux_ratio"):
+        assert np.array_equal(wide[name], faint[name]), name
+    assert faint.meta["flux_ratio_range"] == [0.1, 0.3]
+    assert np.array_equal(sim.simulate_sources(50, seed=5, flux_ratio_range=(0.1, 1.0))["flux_ratio"],
+                          sim.simulate_sources(50, seed=5)["flux_ratio"])
+
+
+@pytest.mark.parametrize("bad", [(0.0, 0.5), (0.5, 0.2), (0.2, 1.5), ("a", "b"), (0.3,)])
+def test_a_bad_flux_ratio_range_is_refused(bad):
+    with pytest.raises(BinarycatError, match="flux_ratio_range"):
+        sim.simulate_sources(3, flux_ratio_range=bad)

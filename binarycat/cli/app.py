@@ -182,6 +182,8 @@ def simulate(
                                                 "to ingest it into the same catalogue."),
     separation_range: str = typer.Option("0.1,2.5", "--separation-range", metavar="MIN,MAX",
                                          help="Binary separations, arcsec (log-uniform between the two)."),
+    flux_ratio_range: str = typer.Option("0.1,1", "--flux-ratio-range", metavar="MIN,MAX",
+                                         help="Companion / primary flux ratios (uniform between the two)."),
 ):
     """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
 
@@ -191,16 +193,21 @@ def simulate(
 
     A training sky crowded at the PS1 and SDSS resolution limits (FWHM 1.1" and 1.4"):
     [cyan]binarycat simulate sim3 --seed 9 --first-id 200000 --separation-range 0.85,1.75[/]
+
+    A training sky of faint companions, near the label rule's S/N 5:
+    [cyan]binarycat simulate sim4 --seed 10 --first-id 300000 --flux-ratio-range 0.1,0.3[/]
     """
     from binarycat.ingest.simulate import simulate_sky
     from binarycat.ingest.surveys import parse_survey_list
 
     names = [s.name for s in parse_survey_list(surveys_opt)]
     sep_range = tuple(part.strip() for part in separation_range.split(","))
+    ratio_range = tuple(part.strip() for part in flux_ratio_range.split(","))
     with Bars() as bars:
         res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
                            binary_fraction=binary_fraction, first_id=first_id,
-                           separation_range=sep_range, progress=bars.factory("simulate"))
+                           separation_range=sep_range, flux_ratio_range=ratio_range,
+                           progress=bars.factory("simulate"))
     console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
     for name, n in res.files_by_survey.items():
         console.print(f"  {name:<10} {n} files in {res.out_dir / name}")

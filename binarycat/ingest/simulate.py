@@ -34,7 +34,8 @@ of effective wavelength ``lam`` is ``mag_r - color * x`` with
 A fraction ``binary_fraction`` of the sources are binaries. Separations are **log-uniform**
 in [0.1, 2.5] arcsec (Opik's law; ``separation_range`` narrows it, e.g. to a training sky
 that crowds the pairs near the surveys' resolution limits), position angles uniform in [0, 360) deg east of north,
-flux ratios (companion / primary, the same in every band) uniform in [0.1, 1]. For single
+flux ratios (companion / primary, the same in every band) uniform in [0.1, 1] (``flux_ratio_range``
+narrows it, e.g. to faint companions near the label rule's S/N 5). For single
 stars ``separation_arcsec``, ``position_angle_deg`` and ``flux_ratio`` are **0.0** (not NaN,
 which CSV readers disagree about). About 20 % of the sources also get an unrelated field star
 3.5-5" away (not a binary: the science definition of a pair is two stars within 2.5"), with its
@@ -219,15 +220,26 @@ def _check_args(n_sources: int, seed: int, binary_fraction: float) -> None:
         raise BinarycatError(f"binary_fraction must lie in [0, 1], not {binary_fraction!r}.")
 
 
-def _check_separation_range(separation_range) -> tuple[float, float]:
+def _check_range(name: str, value, upper: float, unit: str, why: str) -> tuple[float, float]:
+    """``value`` as ``(lo, hi)`` floats with ``0 < lo <= hi <= upper``, else one clear sentence."""
     try:
-        lo, hi = (float(v) for v in separation_range)
+        lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise BinarycatError(f"separation_range must be two numbers (arcsec), not {separation_range!r}.") from None
-    if not 0.0 < lo <= hi <= _SEP_RANGE[1]:
-        raise BinarycatError(f"separation_range must satisfy 0 < smallest <= largest <= {_SEP_RANGE[1]} arcsec "
-                             f"(a pair is two stars within {_SEP_RANGE[1]}\"), not {lo:g}, {hi:g}.")
+        raise BinarycatError(f"{name} must be two numbers ({unit}), not {value!r}.") from None
+    if not 0.0 < lo <= hi <= upper:
+        raise BinarycatError(f"{name} must satisfy 0 < smallest <= largest <= {upper:g} ({why}), "
+                             f"not {lo:g}, {hi:g}.")
     return lo, hi
+
+
+def _check_separation_range(separation_range) -> tuple[float, float]:
+    return _check_range("separation_range", separation_range, _SEP_RANGE[1], "arcsec",
+                        f"arcsec; a pair is two stars within {_SEP_RANGE[1]}\"")
+
+
+def _check_flux_ratio_range(flux_ratio_range) -> tuple[float, float]:
+    return _check_range("flux_ratio_range", flux_ratio_range, _RATIO_RANGE[1], "companion / primary flux",
+                        "companion / primary flux; the companion is the fainter star")
 
 
 def _stratified_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -290,7 +302,8 @@ def _clipped_normal(rng, mean, sd, bounds, n):
 
 def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: float = 0.5,
                      first_id: int = 0,
-                     separation_range: tuple[float, float] = _SEP_RANGE) -> Table:
+                     separation_range: tuple[float, float] = _SEP_RANGE,
+                     flux_ratio_range: tuple[float, float] = _RATIO_RANGE) -> Table:
     """Draw an Orion-like list of stars, about ``binary_fraction`` of them binaries.
 
     Parameters
@@ -310,6 +323,11 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
         (0.1, 2.5), the science definition of a pair. A narrower range, e.g. (0.85, 1.75)
         around the Pan-STARRS and SDSS FWHMs, gives a sky rich in pairs at the resolution
         limit, where a classifier has most to learn. Every other draw is unchanged.
+    flux_ratio_range : (float, float)
+        Smallest and largest companion / primary flux ratio of the binaries' uniform draw;
+        default (0.1, 1.0). A range of faint companions, e.g. (0.1, 0.3), gives a sky rich in
+        companions near the S/N 5 of the label rule. Field stars and every other draw are
+        unchanged.
 
     Returns
     -------
@@ -326,12 +344,14 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     ------
     BinarycatError
         For a negative or non-integer ``n_sources`` or ``seed``, a fraction outside [0, 1], or
-        a separation range that is not ``0 < smallest <= largest <= 2.5``.
+        a separation range that is not ``0 < smallest <= largest <= 2.5``, or a flux-ratio
+        range that is not ``0 < smallest <= largest <= 1``.
     """
     _check_args(n_sources, seed, binary_fraction)
     if int(first_id) != first_id or first_id < 0:
         raise BinarycatError(f"first_id must be a non-negative integer, not {first_id!r}.")
     sep_lo, sep_hi = _check_separation_range(separation_range)
+    ratio_lo, ratio_hi = _check_flux_ratio_range(flux_ratio_range)
     n = int(n_sources)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_SOURCES]))
 
@@ -344,7 +364,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     is_binary = rng.random(n) < binary_fraction
     sep = np.exp(rng.uniform(math.log(sep_lo), math.log(sep_hi), n))
     pa = rng.uniform(0.0, 360.0, n)
-    ratio = rng.uniform(*_RATIO_RANGE, n)
+    ratio = rng.uniform(ratio_lo, ratio_hi, n)
 
     has_field = rng.random(n) < _FIELD_FRACTION
     f_sep = rng.uniform(*_FIELD_SEP_RANGE, n)
@@ -378,6 +398,7 @@ def simulate_sources(n_sources: int = 300, *, seed: int = 0, binary_fraction: fl
     table.meta["seed"] = int(seed)
     table.meta["binary_fraction"] = float(binary_fraction)
     table.meta["separation_range_arcsec"] = [sep_lo, sep_hi]
+    table.meta["flux_ratio_range"] = [ratio_lo, ratio_hi]
     return table
 
 
@@ -835,6 +856,7 @@ def simulate_sky(
     binary_fraction: float = 0.5,
     first_id: int = 0,
     separation_range: tuple[float, float] = _SEP_RANGE,
+    flux_ratio_range: tuple[float, float] = _RATIO_RANGE,
     progress: Callable[[int, int], object] | None = None,
 ) -> SimulationResult:
     """Simulate an Orion-like sky and write its FITS stamps, ``sources.csv`` and ``truth.csv``.
@@ -857,6 +879,8 @@ def simulate_sky(
         The first source id number (see `simulate_sources`).
     separation_range : (float, float)
         Smallest and largest binary separation, arcsec (see `simulate_sources`).
+    flux_ratio_range : (float, float)
+        Smallest and largest companion / primary flux ratio (see `simulate_sources`).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` with the number of FITS files written so far
         and the total to write: once with ``n_done = 0`` and then after each (source, survey).
@@ -876,7 +900,7 @@ def simulate_sky(
         raise BinarycatError(f"fov_arcsec must be positive, not {fov_arcsec!r}.")
     survey_list = _resolve_surveys(surveys)
     table = simulate_sources(n_sources, seed=seed, binary_fraction=binary_fraction, first_id=first_id,
-                             separation_range=separation_range)
+                             separation_range=separation_range, flux_ratio_range=flux_ratio_range)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -487,45 +487,35 @@ def test_first_id_gives_a_second_sky_ids_of_its_own(tmp_path):
         sim.simulate_sources(3, first_id=-1)
 
 
-def test_a_separation_range_moves_only_the_separations():
+_UNCHANGED = ("ra", "dec", "mag_r", "is_binary", "position_angle_deg", "has_field_star", "field_flux_ratio")
+
+
+@pytest.mark.parametrize("option, column, lo, hi, middle, default", [
+    # separations are log-uniform: half the pairs below the geometric mean of the limits
+    ("separation_range", "separation_arcsec", 0.85, 1.75, np.sqrt(0.85 * 1.75), (0.1, 2.5)),
+    ("flux_ratio_range", "flux_ratio", 0.1, 0.3, 0.2, (0.1, 1.0)),
+])
+def test_a_range_option_moves_only_its_own_column(option, column, lo, hi, middle, default):
     wide = sim.simulate_sources(400, seed=5)
-    narrow = sim.simulate_sources(400, seed=5, separation_range=(0.85, 1.75))
+    narrow = sim.simulate_sources(400, seed=5, **{option: (lo, hi)})
     binary = np.asarray(narrow["is_binary"])
-    sep = np.asarray(narrow["separation_arcsec"])[binary]
-    assert sep.min() >= 0.85 and sep.max() <= 1.75
-    # log-uniform: about half of the pairs below the geometric mean of the limits
-    assert abs(np.mean(sep < np.sqrt(0.85 * 1.75)) - 0.5) < 0.1
-    assert np.asarray(wide["separation_arcsec"])[binary].min() < 0.85
-    for name in ("ra", "dec", "mag_r", "is_binary", "flux_ratio", "position_angle_deg", "has_field_star"):
+    values = np.asarray(narrow[column])[binary]
+    assert values.min() >= lo and values.max() <= hi
+    assert abs(np.mean(values < middle) - 0.5) < 0.1
+    wide_values = np.asarray(wide[column])[binary]
+    assert wide_values.min() < lo or wide_values.max() > hi
+    assert np.all(np.asarray(narrow[column])[~binary] == 0.0)
+    other = "flux_ratio" if column == "separation_arcsec" else "separation_arcsec"
+    for name in _UNCHANGED + (other,):
         assert np.array_equal(wide[name], narrow[name]), name
-    assert np.array_equal(sim.simulate_sources(50, seed=5, separation_range=(0.1, 2.5))["separation_arcsec"],
-                          sim.simulate_sources(50, seed=5)["separation_arcsec"])
+    assert np.array_equal(sim.simulate_sources(50, seed=5, **{option: default})[column],
+                          sim.simulate_sources(50, seed=5)[column])
 
 
-@pytest.mark.parametrize("bad", [(0.0, 1.0), (1.5, 1.0), (0.5, 3.0), ("a", "b"), (1.0,)])
-def test_a_bad_separation_range_is_refused(bad):
-    with pytest.raises(BinarycatError, match="separation_range"):
-        sim.simulate_sources(3, separation_range=bad)
-
-
-def test_a_flux_ratio_range_moves_only_the_companions_flux_ratios():
-    wide = sim.simulate_sources(400, seed=5)
-    faint = sim.simulate_sources(400, seed=5, flux_ratio_range=(0.1, 0.3))
-    binary = np.asarray(faint["is_binary"])
-    ratio = np.asarray(faint["flux_ratio"])[binary]
-    assert ratio.min() >= 0.1 and ratio.max() <= 0.3
-    assert abs(np.mean(ratio < 0.2) - 0.5) < 0.1  # uniform: half below the middle
-    assert np.asarray(wide["flux_ratio"])[binary].max() > 0.3
-    assert np.all(np.asarray(faint["flux_ratio"])[~binary] == 0.0)
-    for name in ("ra", "dec", "mag_r", "is_binary", "separation_arcsec", "position_angle_deg",
-                 "has_field_star", "field_flux_ratio"):
-        assert np.array_equal(wide[name], faint[name]), name
-    assert faint.meta["flux_ratio_range"] == [0.1, 0.3]
-    assert np.array_equal(sim.simulate_sources(50, seed=5, flux_ratio_range=(0.1, 1.0))["flux_ratio"],
-                          sim.simulate_sources(50, seed=5)["flux_ratio"])
-
-
-@pytest.mark.parametrize("bad", [(0.0, 0.5), (0.5, 0.2), (0.2, 1.5), ("a", "b"), (0.3,)])
-def test_a_bad_flux_ratio_range_is_refused(bad):
-    with pytest.raises(BinarycatError, match="flux_ratio_range"):
-        sim.simulate_sources(3, flux_ratio_range=bad)
+@pytest.mark.parametrize("option, bad", [
+    *[("separation_range", bad) for bad in [(0.0, 1.0), (1.5, 1.0), (0.5, 3.0), ("a", "b"), (1.0,)]],
+    *[("flux_ratio_range", bad) for bad in [(0.0, 0.5), (0.5, 0.2), (0.2, 1.5), ("a", "b"), (0.3,)]],
+])
+def test_a_bad_range_is_refused(option, bad):
+    with pytest.raises(BinarycatError, match=option):
+        sim.simulate_sources(3, **{option: bad})

@@ -214,3 +214,30 @@ def test_fine_tuning_starts_from_a_model_and_keeps_its_splits(easy, tmp_path):
         train_stamp_classifier(cat, ["PanSTARRS"], wrong, device="cpu")
     with pytest.raises(BinarycatError, match="No stamp classifier 'nope'"):
         train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, input_size=32, init_from="nope"), device="cpu")
+
+
+def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
+    """Training is deterministic on CPU, so averaging epoch 2 alone, epoch 3 alone and both
+    gives three models whose weights satisfy mean(w2, w3) = w23."""
+    cat = easy[0]
+
+    def run(epochs, average_from):
+        config = TrainConfig(epochs=epochs, batch_size=16, input_size=32, learning_rate=1e-3, lr_step=100,
+                             patience=10, average_from=average_from)
+        result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+        row = model_row(cat, result.model_id)
+        model, _ = load_catalog_checkpoint(cat, row["checkpoint"])
+        return dict(model.named_parameters()), row["metrics"], result
+
+    w2, m2, _ = run(2, 2)
+    w3, m3, _ = run(3, 3)
+    w23, m23, both = run(3, 2)
+    assert m2["averaged_epochs"] == [2, 2] and m3["averaged_epochs"] == [3, 3] and m23["averaged_epochs"] == [2, 3]
+    assert [h.get("val_macro_f1_average") is not None for h in both.history] == [False, True, True]
+    assert m23["val_macro_f1_average"] == both.history[-1]["val_macro_f1_average"]
+    assert not all(torch.equal(w2[n], w3[n]) for n in w2)
+    for n in w23:
+        torch.testing.assert_close(w23[n], (w2[n] + w3[n]) / 2, rtol=1e-5, atol=1e-6)
+    # a run that stops before the averaging starts keeps its best epoch
+    _, m1, _ = run(1, 2)
+    assert m1["averaged_epochs"] is None and m1["best_epoch"] == 1

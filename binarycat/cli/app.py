@@ -389,6 +389,9 @@ def train(
                                       "(1: the stamp alone, 8x faster predict)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from this model's "
                                             "weights (same --arch, --input-size, --field); its splits are kept."),
+    average_from: Optional[int] = typer.Option(None, "--average-from", min=1, help="Keep the average of the "
+                                               "weights of this epoch and every later one (stochastic weight "
+                                               "averaging) instead of the best epoch."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -404,6 +407,9 @@ def train(
     The paper's group 4: [cyan]binarycat train --surveys JWST,HSC[/]
 
     Fine-tune on newly labelled stamps: [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --epochs 10[/]
+
+    Fine-tune and keep the average of epochs 3-10 at a flat learning rate:
+    [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --lr-step 100 --epochs 10 --average-from 3[/]
     """
     from binarycat.ingest.surveys import parse_survey_list
     from binarycat.model.metrics import format_report
@@ -416,7 +422,7 @@ def train(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
-                         init_from=init_from, seed=seed, split_seed=split_seed)
+                         init_from=init_from, average_from=average_from, seed=seed, split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
                                      progress=_epoch_progress(bars))
@@ -441,8 +447,11 @@ def _epoch_progress(bars: Bars):
         if bar is not None:
             bar(epoch, total, {k: round(v, 4) for k, v in info.items() if k != "epoch"})
             return
+        average = info.get("val_macro_f1_average")
+        average = "" if average is None else f", of the weight average {average:.4f}"
         err_console.print(f"epoch {epoch}/{total}: loss {info['loss']:.4f}, validation macro-F1 "
-                          f"{info['val_macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)", highlight=False)
+                          f"{info['val_macro_f1']:.4f}{average} ({time.perf_counter() - start:.0f} s)",
+                          highlight=False)
 
     return progress
 

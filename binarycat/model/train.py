@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from binarycat.catalog.store import Catalog
@@ -67,6 +68,15 @@ class TrainConfig:
         (same ``arch``, ``input_size`` and ``field_arcsec``). Sources it was trained,
         validated or tested on keep their split, so its test stamps stay unseen; new sources
         are split 70/15/15 among themselves.
+    average_from : int or None
+        Stochastic weight averaging (Izmailov et al. 2018): from this epoch on, the weights at
+        the end of every epoch are averaged (`torch.optim.swa_utils.AveragedModel`), the
+        average's BatchNorm statistics are recomputed on training stamps, and the average is
+        the model kept, whatever epoch scored best. An average of nearby weights generalises
+        better than any one of them and spares the choice of one epoch by a noisy validation
+        score. Use it with a flat learning rate over the averaged epochs (a ``lr_step`` beyond
+        ``epochs``). Early stopping still follows single epochs. ``None``: the best epoch by
+        validation macro-F1 is kept.
     """
 
     epochs: int = 40
@@ -85,6 +95,7 @@ class TrainConfig:
     max_minutes: float | None = None
     views: int = 8
     init_from: str | None = None
+    average_from: int | None = None
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -194,6 +205,23 @@ def precise_batchnorm(model, x: torch.Tensor, device: torch.device, *, n_max: in
     model.eval()
 
 
+def _settled_average(averaged: AveragedModel, x: torch.Tensor, device: torch.device, seed: int):
+    """A copy of the averaged network with BatchNorm statistics of its own weights.
+
+    The statistics of any one epoch's weights do not fit their average, so they are
+    recomputed (`precise_batchnorm`), on a copy, so the running average stays untouched.
+    """
+    model = copy.deepcopy(averaged.module)
+    precise_batchnorm(model, x, device, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def _averaged_epochs(config: TrainConfig, history: list[dict]) -> list[int] | None:
+    """[first, last] epoch of the weight average, or None when no epoch was averaged."""
+    done = [h["epoch"] for h in history if "val_macro_f1_average" in h]
+    return [done[0], done[-1]] if done else None
+
+
 def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5, temperature: float = 1.0):
     """(p_binary, predicted labels) for a dataset."""
     p = probabilities(predict_logits(model, dataset.x, device), temperature)
@@ -272,6 +300,7 @@ def train_stamp_classifier(
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
     best_f1, best_state, best_epoch, history = -1.0, None, 0, []
+    averaged, average_f1 = None, None
     stopped = "epochs"
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -292,6 +321,14 @@ def train_stamp_classifier(
         _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
         val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
         info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
+        if config.average_from is not None and epoch >= config.average_from:
+            if averaged is None:
+                averaged = AveragedModel(model)
+            averaged.update_parameters(model)
+            average = _settled_average(averaged, train_ds.x, dev, config.seed + epoch)
+            _, average_pred = evaluate_split(average, val_ds, dev, config.threshold)
+            average_f1 = classification_report(parts["validation"].label, average_pred)["macro avg"]["f1"]
+            info["val_macro_f1_average"] = average_f1
         history.append(info)
         if val_f1 > best_f1:
             best_f1, best_epoch = val_f1, epoch
@@ -304,7 +341,10 @@ def train_stamp_classifier(
         if config.max_minutes is not None and time.perf_counter() - t0 >= 60 * config.max_minutes:
             stopped = "max_minutes"
             break
-    model.load_state_dict(best_state)
+    if averaged is not None:
+        model = average
+    else:
+        model.load_state_dict(best_state)
 
     val_logits = predict_logits(model, val_ds.x, dev, views=config.views)
     temperature = fit_temperature(val_logits, parts["validation"].label)
@@ -340,6 +380,7 @@ def train_stamp_classifier(
     metrics = {
         "test": report, "test_per_survey": per_survey, "best_val_macro_f1": best_f1,
         "best_epoch": best_epoch, "history": history, "stopped": stopped, "calibration": calibration,
+        "averaged_epochs": _averaged_epochs(config, history), "val_macro_f1_average": average_f1,
         "n_train": len(parts["train"]), "n_validation": len(parts["validation"]), "n_test": len(y_test),
     }
     with catalog.transaction() as con:

@@ -451,7 +451,7 @@ def _epoch_progress(bars: Bars):
         average = "" if average is None else f", of the weight average {average:.4f}"
         err_console.print(f"epoch {epoch}/{total}: loss {info['loss']:.4f}, validation macro-F1 "
                           f"{info['val_macro_f1']:.4f}{average} ({time.perf_counter() - start:.0f} s)",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
 
     return progress
 

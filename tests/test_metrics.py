@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from binarycat.model.metrics import classification_report, format_report
+from binarycat.model.metrics import classification_report, format_report, macro_f1_at_thresholds
 
 
 def test_report_matches_hand_computation():
@@ -24,3 +25,17 @@ def test_report_matches_hand_computation():
 def test_zero_division_is_zero():
     r = classification_report([0, 0], [0, 0])
     assert r["binary"]["precision"] == 0.0 and r["binary"]["support"] == 0
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_macro_f1_at_many_thresholds_equals_one_report_each(inclusive):
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        n = int(rng.integers(1, 30))
+        scores = rng.integers(0, 5, n).astype(float)    # many ties, to test >= against >
+        labels = rng.integers(0, 2, n)
+        cuts = np.concatenate([np.unique(scores), np.unique(scores) + 0.5, [-9.0, 9.0]])
+        got = macro_f1_at_thresholds(scores, labels, cuts, inclusive=inclusive)
+        for t, f1 in zip(cuts, got):
+            pred = (scores >= t) if inclusive else (scores > t)
+            assert f1 == pytest.approx(classification_report(labels, pred.astype(int))["macro avg"]["f1"])

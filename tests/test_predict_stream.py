@@ -262,3 +262,25 @@ def test_row_medians_are_numpys_medians(m):
     a[3] = np.abs(a[3])                                               # skewed, like |x - median|
     a[4] = np.sort(a[4])                                              # sorted: a biased sample
     assert np.array_equal(row_medians(a), np.median(a, axis=1))
+
+
+def test_each_survey_is_flagged_at_its_own_stored_threshold_unless_one_is_given(cat):
+    register(cat, "per-survey")
+    fitted = {"rule": "validation-macro-f1-v1", "per_survey": {"PanSTARRS": 0.0, "HST": 1.0}}
+    cat.sql("update models set metrics = ? where model_id = 'per-survey'", [json.dumps({"thresholds": fitted})])
+    predict_stamps(cat, "per-survey", batch_size=8)
+    rows = stored(cat, "per-survey")
+    assert {s for _, _, s, _, _, _ in rows} == {"PanSTARRS", "HST"}
+    for _, _, survey, p, flag, t in rows:
+        assert t == fitted["per_survey"][survey] and flag == (p >= t)
+    assert all(f for _, _, s, _, f, _ in rows if s == "PanSTARRS")
+    assert not any(f for _, _, s, p, f, _ in rows if s == "HST" and p < 1.0)
+    flags = dict(cat.sql("select stamp_id, flag from binary_flags where model_id = 'per-survey'").fetchall())
+    assert flags and all(flags[s] == f for s, _, _, _, f, _ in rows if s in flags)
+    predict_stamps(cat, "per-survey", threshold=0.25)
+    assert {t for *_, t in stored(cat, "per-survey")} == {0.25}
+    cat.sql("update models set metrics = ? where model_id = 'per-survey'",
+            [json.dumps({"thresholds": {"per_survey": {"HST": 2}}})])
+    with pytest.raises(BinarycatError, match="between 0 and 1"):
+        predict_stamps(cat, "per-survey")
+    assert {t for *_, t in stored(cat, "per-survey")} == {0.25}     # nothing stored was lost

@@ -107,6 +107,32 @@ def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
     assert bad.exit_code != 0 and "Unknown evaluation set" in str(bad.exception or bad.output)
 
 
+def test_thresholds_fitted_at_training_are_refitted_the_same_for_an_older_model(easy):
+    """Training fits each survey's threshold on validation; evaluate fits the same ones for a
+    model stored without them, and reports the CNN at them and at the fixed 0.5."""
+    cat, result, _ = easy
+    row = model_row(cat, result.model_id)
+    trained = row["metrics"]["thresholds"]
+    assert set(trained["per_survey"]) == {"PanSTARRS"} and trained["validation"]["PanSTARRS"]["n"] == result.n_validation
+    assert result.thresholds == trained["per_survey"]
+    metrics = {k: v for k, v in row["metrics"].items() if k != "thresholds"}
+    cat.sql("update models set metrics = ? where model_id = ?", [json.dumps(metrics), result.model_id])
+    ev = evaluate_model(cat, result.model_id, on="test", device="cpu", baseline=False)
+    refitted = model_row(cat, result.model_id)["metrics"]["thresholds"]
+    assert refitted["per_survey"]["PanSTARRS"] == pytest.approx(trained["per_survey"]["PanSTARRS"], abs=1e-6)
+    assert ev.thresholds == refitted["per_survey"] and ev.threshold == 0.5
+    assert ev.report == metrics["test"] and ev.report_fixed == metrics["test_fixed_threshold"]
+    assert ev.per_survey_fixed["PanSTARRS"] == metrics["test_per_survey_fixed_threshold"]["PanSTARRS"]
+
+    fixed = train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, batch_size=16, input_size=32,
+                                                                   thresholds="fixed"), device="cpu")
+    assert model_row(cat, fixed.model_id)["metrics"]["thresholds"] is None and fixed.thresholds == {}
+    ev = evaluate_model(cat, fixed.model_id, on="test", device="cpu", baseline=False)
+    assert ev.thresholds == {} and ev.report == ev.report_fixed
+    with pytest.raises(BinarycatError, match="thresholds must be one of validation, fixed"):
+        train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, thresholds="best"), device="cpu")
+
+
 def test_temperature_scaling_lowers_the_calibration_error_of_an_overconfident_model():
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0, 2, 4000)

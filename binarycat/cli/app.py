@@ -392,6 +392,8 @@ def train(
     average_from: Optional[int] = typer.Option(None, "--average-from", min=1, help="Keep the average of the "
                                                "weights of this epoch and every later one (stochastic weight "
                                                "averaging) instead of the best epoch."),
+    thresholds: str = typer.Option("validation", help="validation: flag each survey at its own threshold, "
+                                                      "fitted on its validation stamps; fixed: p_binary >= 0.5."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -400,7 +402,9 @@ def train(
     """Train a ResNet34 from scratch on the labelled stamps of some surveys.
 
     Sources are split 70/15/15 (train/validation/test); the best epoch by validation macro-F1
-    is kept and its temperature fitted on the validation split, so p_binary is calibrated.
+    is kept and its temperature fitted on the validation split, so p_binary is calibrated; then
+    each survey's decision threshold is fitted on its validation stamps (0.5 unless another
+    value scores a strictly higher macro-F1 there).
 
     Example: [cyan]binarycat train --surveys PanSTARRS,SDSS9,HST --epochs 40[/]
 
@@ -422,18 +426,22 @@ def train(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
-                         init_from=init_from, average_from=average_from, seed=seed, split_seed=split_seed)
+                         init_from=init_from, average_from=average_from, thresholds=thresholds, seed=seed,
+                         split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
                                      progress=_epoch_progress(bars))
     if fmt == "json":
         print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
-                          "calibration": res.calibration, "seconds": res.seconds}, indent=1))
+                          "calibration": res.calibration, "thresholds": res.thresholds, "seconds": res.seconds},
+                         indent=1))
         return
     console.print(f"Model [bold]{res.model_id}[/] trained in {res.seconds:.0f}s "
                   f"({res.n_train} train / {res.n_validation} validation / {res.n_test} test stamps).")
     console.print(format_report(res.report), highlight=False)
     cal = res.calibration
+    if res.thresholds:
+        console.print("Decision thresholds (fitted on validation): " + _thresholds_text(res.thresholds))
     console.print(f"Temperature {cal['temperature']:.3f}: test ECE {cal['ece_test_before']:.4f} -> "
                   f"{cal['ece_test_after']:.4f}.  Next: [cyan]binarycat evaluate --model {res.model_id}[/]")
 
@@ -461,7 +469,8 @@ def predict(
     ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id \\[default: the newest]."),
     surveys_opt: Optional[str] = typer.Option(None, "--surveys", "-s", help="\\[default: the model's]."),
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Flag when p_binary >= this."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Flag every stamp when p_binary >= "
+                                             "this \\[default: the model's threshold for the stamp's survey]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
 ):
     """Predict every stamp of some surveys and update the binary_flags view.
@@ -549,18 +558,28 @@ def _print_stored_eb(row: dict) -> None:
     console.print()
 
 
+def _thresholds_text(thresholds: dict) -> str:
+    return ", ".join(f"{survey} {t:.3g}" for survey, t in thresholds.items())
+
+
 def _print_evaluation(res) -> None:
     from rich.table import Table as RichTable
 
     from binarycat.model.metrics import format_report
 
     views = "the stamp alone" if res.views == 1 else f"mean of {res.views} flipped and rotated views"
-    console.print(f"[bold]{res.model_id}[/] on its {res.on} stamps ({res.n_stamps}), threshold "
-                  f"{res.threshold:.2f} on calibrated p_binary ({views})")
+    rule = (f"per-survey thresholds fitted on validation ({_thresholds_text(res.thresholds)})" if res.thresholds
+            else f"threshold {res.threshold:.2f}")
+    console.print(f"[bold]{res.model_id}[/] on its {res.on} stamps ({res.n_stamps}), {rule} on calibrated "
+                  f"p_binary ({views})")
     console.print(format_report(res.report), highlight=False)
     for survey, rep in res.per_survey.items():
         console.print(f"\n[bold]{survey}[/]")
         console.print(format_report(rep), highlight=False)
+    if res.thresholds and res.report_fixed:
+        fixed = [("all", res.report_fixed)] + list(res.per_survey_fixed.items())
+        console.print(f"\nAt the fixed threshold {res.threshold:.2f}, macro-F1: "
+                      + ", ".join(f"{name} {rep['macro avg']['f1']:.3f}" for name, rep in fixed), highlight=False)
     cal = res.calibration
     console.print(f"\nCalibration: temperature {cal['temperature']:.3f}, expected calibration error "
                   f"{cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after.")

@@ -85,7 +85,7 @@ from scipy.optimize import least_squares
 from scipy.special import erf
 
 from binarycat.errors import BinarycatError
-from binarycat.model.metrics import classification_report
+from binarycat.model.metrics import macro_f1_at_thresholds
 
 __all__ = [
     "BASELINE_NAME",
@@ -414,10 +414,6 @@ def _survey_key(name) -> str:
     return str(name)
 
 
-def _macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
-    return classification_report(labels, predicted)["macro avg"]["f1"]
-
-
 def _best_threshold(scores: np.ndarray, labels: np.ndarray, max_candidates: int = 1024) -> float:
     """The threshold t maximising macro-F1 of ``scores > t`` (the lowest such t on ties)."""
     values = np.unique(scores)
@@ -427,7 +423,7 @@ def _best_threshold(scores: np.ndarray, labels: np.ndarray, max_candidates: int 
     below = values[0] - max(1.0, abs(values[0]))  # everything predicted a pair
     above = values[-1] + max(1.0, abs(values[-1]))  # nothing predicted a pair
     candidates = np.concatenate([[below], cuts, [above]])
-    f1 = np.array([_macro_f1(labels, (scores > t).astype(int)) for t in candidates])
+    f1 = macro_f1_at_thresholds(scores, labels, candidates, inclusive=False)
     return float(candidates[int(np.argmax(f1))])
 
 

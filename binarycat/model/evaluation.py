@@ -8,9 +8,12 @@
   simulated with another seed and ingested later (``binarycat simulate --first-id``), or
   stamps labelled after training.
 
-For that set it computes the classification report of the CNN (threshold on the calibrated
-``p_binary``, averaged over the model's symmetric views, `binarycat.model.symmetry`), overall and per survey; the expected calibration error before and after the
-model's temperature; and the same report for the classical baseline of
+For that set it computes the classification report of the CNN, overall and per survey, on the
+calibrated ``p_binary`` averaged over the model's symmetric views (`binarycat.model.symmetry`):
+once with the model's per-survey decision thresholds (`binarycat.model.thresholds`, fitted on
+its validation stamps; fitted here and stored the first time for a model trained without
+them) and once at the fixed threshold 0.5; the expected calibration error before and after
+the model's temperature; and the same report for the classical baseline of
 `binarycat.model.baseline` (a one- versus two-component PSF fit whose per-survey thresholds are
 fitted on the model's own train and validation stamps, never on the evaluated ones). It saves a
 confusion-matrix figure and stores everything in the model's ``models.metrics`` under
@@ -34,20 +37,26 @@ from binarycat.model.calibration import expected_calibration_error, probabilitie
 from binarycat.model.checkpoints import load_catalog_checkpoint
 from binarycat.model.data import LabelledStamps, labelled_stamps
 from binarycat.model.device import pick_device
-from binarycat.model.metrics import classification_report
+from binarycat.model.metrics import survey_reports
 from binarycat.model.predict import model_row
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import views_of
+from binarycat.model.thresholds import FIXED_THRESHOLD, fit_survey_thresholds, stamp_thresholds, threshold_table
 from binarycat.model.train import predict_logits
 
-__all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "model_stamps", "save_confusion_figure"]
+__all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "fitted_thresholds", "model_stamps",
+           "save_confusion_figure"]
 
 EVALUATION_SETS = ("test", "unseen")
 
 
 @dataclass
 class Evaluation:
-    """What `evaluate_model` measured (``report`` and ``baseline`` are `classification_report` dicts)."""
+    """What `evaluate_model` measured (``report`` and ``baseline`` are `classification_report` dicts).
+
+    ``report`` and ``per_survey`` use the model's per-survey ``thresholds`` (empty: ``threshold``
+    for every survey); ``report_fixed`` and ``per_survey_fixed`` the fixed ``threshold``.
+    """
 
     model_id: str
     on: str
@@ -62,6 +71,9 @@ class Evaluation:
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     views: int = 1
+    thresholds: dict = field(default_factory=dict)
+    report_fixed: dict = field(default_factory=dict)
+    per_survey_fixed: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -92,12 +104,6 @@ def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str,
     return data.subset(mask)
 
 
-def _reports(y, pred, surveys: np.ndarray, names: list[str]) -> tuple[dict, dict]:
-    overall = classification_report(y, pred)
-    per = {s: classification_report(y[surveys == s], pred[surveys == s]) for s in names if (surveys == s).any()}
-    return overall, per
-
-
 def _baseline_scores(catalog: Catalog, stamps: LabelledStamps) -> np.ndarray:
     optics = dict((n, (f, p)) for n, f, p in catalog.sql(
         "select name, fwhm_arcsec, pixel_scale_arcsec from surveys where name in (select unnest(?))",
@@ -119,12 +125,41 @@ def fitted_baseline(catalog: Catalog, row: dict, surveys: list[str]) -> PairBase
     data = labelled_stamps(catalog, surveys)
     seen = data.subset(np.array([split_of.get(s) in ("train", "validation") for s in data.source_id], bool))
     baseline = PairBaseline.fit(_baseline_scores(catalog, seen), seen.label, seen.survey)
+    _store_metric(catalog, row, "baseline", {"name": BASELINE_NAME, **baseline.as_dict()})
+    return baseline
+
+
+def _store_metric(catalog: Catalog, row: dict, key: str, value) -> None:
     metrics = dict(row["metrics"] or {})
-    metrics["baseline"] = {"name": BASELINE_NAME, **baseline.as_dict()}
+    metrics[key] = value
     with catalog.transaction() as con:
         con.execute("update models set metrics = ? where model_id = ?", [json.dumps(metrics), row["model_id"]])
     row["metrics"] = metrics
-    return baseline
+
+
+def _view_logits(model, config: dict, stamps: LabelledStamps, catalog: Catalog, dev, batch_size: int) -> np.ndarray:
+    x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
+                         config.get("input_scale_arcsec"))
+    return predict_logits(model, x, dev, batch_size, views=views_of(config)).numpy()
+
+
+def fitted_thresholds(catalog: Catalog, row: dict, model, config: dict, dev, batch_size: int = 256) -> dict | None:
+    """The model's per-survey decision thresholds (`binarycat.model.thresholds`), or None.
+
+    Stored by training in ``models.metrics["thresholds"]`` (None: trained with
+    ``thresholds="fixed"``); for a model trained before thresholds were fitted, they are fitted
+    here on its validation stamps, with its views and temperature, and stored once.
+    """
+    metrics = row["metrics"] or {}
+    if "thresholds" in metrics:
+        return metrics["thresholds"]
+    stamps = model_stamps(catalog, row["model_id"], list(row["surveys"]), "validation")
+    p = probabilities(_view_logits(model, config, stamps, catalog, dev, batch_size),
+                      float(config.get("temperature", 1.0)))
+    fitted = fit_survey_thresholds(p, stamps.label, stamps.survey,
+                                   prefer=float(config.get("threshold", FIXED_THRESHOLD)))
+    _store_metric(catalog, row, "thresholds", fitted)
+    return fitted
 
 
 def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> Path:
@@ -197,17 +232,19 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     timings = {}
 
     t = time.perf_counter()
-    x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
-                         config.get("input_scale_arcsec"))
-    views = views_of(config)
-    logits = predict_logits(model, x, dev, batch_size, views=views).numpy()
+    logits = _view_logits(model, config, stamps, catalog, dev, batch_size)
     timings["cnn"] = time.perf_counter() - t
+    t = time.perf_counter()
+    thresholds = fitted_thresholds(catalog, row, model, config, dev, batch_size)
+    timings["thresholds"] = time.perf_counter() - t
     temperature = float(config.get("temperature", 1.0))
-    threshold = float(config.get("threshold", 0.5))
+    threshold = float(config.get("threshold", FIXED_THRESHOLD))
     p = probabilities(logits, temperature)
     y = stamps.label
     survey_arr = np.asarray(stamps.survey)
-    report, per_survey = _reports(y, (p >= threshold).astype(np.int64), survey_arr, surveys)
+    report, per_survey = survey_reports(
+        y, (p >= stamp_thresholds(threshold_table(thresholds), survey_arr, threshold)).astype(np.int64), survey_arr, surveys)
+    report_fixed, per_survey_fixed = survey_reports(y, (p >= threshold).astype(np.int64), survey_arr, surveys)
     calibration = {
         "temperature": temperature,
         "ece_before": expected_calibration_error(probabilities(logits), y),
@@ -219,7 +256,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         t = time.perf_counter()
         fitted = fitted_baseline(catalog, row, surveys)
         scores = _baseline_scores(catalog, stamps)
-        base_report, base_per_survey = _reports(y, fitted.predict(scores, stamps.survey), survey_arr, surveys)
+        base_report, base_per_survey = survey_reports(y, fitted.predict(scores, stamps.survey), survey_arr, surveys)
         timings["baseline"] = time.perf_counter() - t
 
     figure = Path(figure) if figure else catalog.resolve(f"models/{model_id}.{on}.confusion.png")
@@ -228,10 +265,10 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         panels["baseline, all"] = base_report
     save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {BASELINE_NAME})")
 
-    result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey, base_report, base_per_survey, calibration,
-                        threshold, str(figure), time.perf_counter() - t0, timings, views)
-    metrics = dict(row["metrics"] or {})
-    metrics.setdefault("evaluation", {})[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
-    with catalog.transaction() as con:
-        con.execute("update models set metrics = ? where model_id = ?", [json.dumps(metrics), model_id])
+    result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey,
+                        base_report, base_per_survey, calibration, threshold, str(figure), time.perf_counter() - t0, timings, views_of(config),
+                        threshold_table(thresholds), report_fixed, per_survey_fixed)
+    evaluations = dict((row["metrics"] or {}).get("evaluation") or {})
+    evaluations[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
+    _store_metric(catalog, row, "evaluation", evaluations)
     return result

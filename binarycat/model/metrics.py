@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classification_report", "format_report", "confusion_matrix"]
+__all__ = ["classification_report", "format_report", "confusion_matrix", "macro_f1_at_thresholds", "survey_reports"]
 
 CLASS_NAMES = ("not binary", "binary")
 
@@ -47,6 +47,50 @@ def classification_report(y_true, y_pred, class_names=CLASS_NAMES) -> dict:
     }
     report["confusion_matrix"] = m.tolist()
     return report
+
+
+def survey_reports(y_true, y_pred, surveys, names) -> tuple[dict, dict]:
+    """`classification_report` of all stamps, and of each survey in ``names`` that has stamps."""
+    y_true, y_pred, surveys = np.asarray(y_true), np.asarray(y_pred), np.asarray(surveys)
+    overall = classification_report(y_true, y_pred)
+    per = {s: classification_report(y_true[surveys == s], y_pred[surveys == s]) for s in names if (surveys == s).any()}
+    return overall, per
+
+
+def macro_f1_at_thresholds(scores, labels, thresholds, *, inclusive: bool = True) -> np.ndarray:
+    """Macro-F1 of the rule ``score >= t`` (``score > t`` when not ``inclusive``) for every ``t``.
+
+    The same number `classification_report` gives for each threshold on its own, from one sort
+    of the scores instead of one report per threshold.
+
+    Parameters
+    ----------
+    scores : array_like of float, shape (N,)
+    labels : array_like of int, shape (N,)
+        0 (not binary) or 1 (binary).
+    thresholds : array_like of float, shape (M,)
+
+    Returns
+    -------
+    numpy.ndarray, shape (M,)
+    """
+    s = np.asarray(scores, dtype=float).ravel()
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    order = np.argsort(s, kind="stable")
+    positives_below = np.concatenate([[0], np.cumsum(y[order])])
+    # stamps called "not binary" by each threshold: those below it (at or below it when strict)
+    k = np.searchsorted(s[order], np.asarray(thresholds, dtype=float), side="left" if inclusive else "right")
+    n_pos = int(y.sum())
+    fn = positives_below[k]
+    tn = k - fn
+    tp = n_pos - fn
+    fp = (len(y) - n_pos) - tn
+
+    def f1(hit, miss):  # 2tp / (2tp + fp + fn), 0 when nothing is predicted or true
+        denom = 2 * hit + miss
+        return np.divide(2.0 * hit, denom, out=np.zeros(len(k)), where=denom > 0)
+
+    return (f1(tp, fp + fn) + f1(tn, fp + fn)) / 2.0
 
 
 def format_report(report: dict) -> str:

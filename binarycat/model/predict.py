@@ -63,6 +63,7 @@ from binarycat.model.checkpoints import load_checkpoint
 from binarycat.model.device import autocast, configure_cpu, pick_device
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import view_averaged_logits, views_of
+from binarycat.model.thresholds import FIXED_THRESHOLD, stamp_thresholds, threshold_table
 from binarycat.model.train import MODEL_KIND
 
 __all__ = [
@@ -321,9 +322,13 @@ def _one_torch_thread() -> None:
 
 
 def _write_predictions(catalog: Catalog, model_id: str, rows: list[tuple], p: np.ndarray,
-                       threshold: float) -> tuple[int, int]:
-    """``predictions`` rows and their flags in one transaction: (rows written, flagged)."""
+                       threshold: np.ndarray) -> tuple[int, int]:
+    """``predictions`` rows and their flags in one transaction: (rows written, flagged).
+
+    ``threshold`` holds each row's decision threshold.
+    """
     p64 = np.asarray(p, dtype=np.float64)
+    threshold = np.asarray(threshold, dtype=np.float64)
     flag = p64 >= threshold
     n = len(rows)
     table = pa.table({
@@ -333,7 +338,7 @@ def _write_predictions(catalog: Catalog, model_id: str, rows: list[tuple], p: np
         "survey": pa.array([r[2] for r in rows], pa.string()),
         "p_binary": pa.array(p64, pa.float64()),
         "flag": pa.array(flag, pa.bool_()),
-        "threshold": pa.array(np.full(n, float(threshold)), pa.float64()),
+        "threshold": pa.array(threshold, pa.float64()),
     })
     with catalog.transaction() as con:
         con.register("_binarycat_new_predictions", table)
@@ -355,9 +360,10 @@ class _Writer:
     never split between two transactions.
     """
 
-    def __init__(self, catalog: Catalog, model_id: str, threshold: float, total: int,
-                 progress: Callable[[int, int], None] | None, *, background: bool):
-        self._args = (catalog, model_id, threshold)
+    def __init__(self, catalog: Catalog, model_id: str, thresholds: Callable[[list[str]], np.ndarray],
+                 total: int, progress: Callable[[int, int], None] | None, *, background: bool):
+        self._args = (catalog, model_id)
+        self._thresholds = thresholds
         self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="binarycat-predict-write")
                       if background else None)
         self._lock = threading.Lock()
@@ -399,7 +405,7 @@ class _Writer:
             return 0, 0
         rows = [r for rs, _ in items for r in rs]
         p = np.concatenate([pi for _, pi in items])
-        return _write_predictions(*self._args[:2], rows, p, self._args[2])
+        return _write_predictions(*self._args, rows, p, self._thresholds([r[2] for r in rows]))
 
     def collect(self, block: bool) -> None:
         """Account for finished commits (raising their errors); with ``block``, wait for all."""
@@ -432,7 +438,10 @@ def predict_stamps(
 
     Stamps stream from the Parquet store through the model (see the module docstring);
     ``p_binary`` is the softmax probability of the binary class at the model's temperature
-    and ``flag`` is ``p_binary >= threshold`` (default: the model's). Whole shards commit
+    and ``flag`` is ``p_binary >= threshold``: the given one for every stamp, or by default
+    the model's decision threshold of the stamp's survey (`binarycat.model.thresholds`, fitted
+    on its validation split; the model's fixed threshold, 0.5, for a survey or a model without
+    one). Each row keeps the threshold it was flagged with. Whole shards commit
     together with their flags (`COMMIT_ROWS` stamps or `COMMIT_SECONDS` a transaction);
     ``progress(done, total)`` is called after each commit. Predicting again with the same
     model replaces its earlier rows.
@@ -454,7 +463,11 @@ def predict_stamps(
     temperature = temperature_of(config)
     views = _views(config)
     layout = (lambda v: v.contiguous(memory_format=torch.channels_last)) if dev.type == "cuda" else None
-    threshold = config.get("threshold", 0.5) if threshold is None else threshold
+    if threshold is None:
+        table = threshold_table((row["metrics"] or {}).get("thresholds"))
+        default = float(config.get("threshold", FIXED_THRESHOLD))
+    else:
+        table, default = {}, float(threshold)
     surveys = surveys or list(row["surveys"])
     stamps = catalog.sql(
         "select stamp_id, source_id, survey, shard, shard_row, pixel_scale_arcsec from stamps "
@@ -495,7 +508,8 @@ def predict_stamps(
                                  thread_name_prefix="binarycat-predict-prep", initializer=_one_torch_thread)
     reader = _Prefetch(lambda: _batches(catalog, by_shard, config, batch_size, dev, first, workers),
                        PREFETCH_BATCHES, background=background)
-    writer = _Writer(catalog, model_id, threshold, len(stamps), progress, background=background)
+    writer = _Writer(catalog, model_id, lambda names: stamp_thresholds(table, names, default), len(stamps),
+                     progress, background=background)
     builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="binarycat-predict-model")
     try:
         # the network is built while the first shards are read

@@ -20,10 +20,11 @@ from binarycat.model.calibration import expected_calibration_error, fit_temperat
 from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
 from binarycat.model.device import adam, autocast, pick_device
-from binarycat.model.metrics import classification_report
+from binarycat.model.metrics import classification_report, survey_reports
 from binarycat.model.networks import build
 from binarycat.model.preprocess import GEOMETRY, NORMALISATION
 from binarycat.model.symmetry import VIEW_COUNTS, view_averaged_logits
+from binarycat.model.thresholds import fit_survey_thresholds, stamp_thresholds, threshold_table
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate_split", "precise_batchnorm", "train_stamp_classifier"]
 
@@ -31,6 +32,8 @@ MODEL_KIND = "stamp_classifier"
 #: The angular field every stamp is cut to before it reaches the network: 2.5" (the widest
 #: pair of the definition) either side of the centre plus a margin for the companion's PSF.
 DEFAULT_FIELD_ARCSEC = 6.4
+#: ``TrainConfig.thresholds``: fitted per survey on the validation split, or one fixed threshold.
+THRESHOLD_CHOICES = ("validation", "fixed")
 
 
 @dataclass
@@ -77,6 +80,13 @@ class TrainConfig:
         score. Use it with a flat learning rate over the averaged epochs (a ``lr_step`` beyond
         ``epochs``). Early stopping still follows single epochs. ``None``: the best epoch by
         validation macro-F1 is kept.
+    threshold : float
+        The fixed decision threshold on calibrated ``p_binary``: the one used to choose the
+        best epoch, and every survey's when ``thresholds`` is ``"fixed"``.
+    thresholds : {"validation", "fixed"}
+        ``"validation"``: after calibration each survey gets its own threshold, fitted on its
+        validation stamps (`binarycat.model.thresholds`); ``predict`` flags with them and the
+        test report uses them (the report at ``threshold`` is kept beside it).
     """
 
     epochs: int = 40
@@ -96,6 +106,7 @@ class TrainConfig:
     views: int = 8
     init_from: str | None = None
     average_from: int | None = None
+    thresholds: str = "validation"
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -127,6 +138,7 @@ class TrainResult:
     seconds: float = 0.0
     checkpoint: str = ""
     calibration: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
 
 
 def _model_id(surveys: list[str], config: TrainConfig, stamp_ids: list[str]) -> str:
@@ -241,8 +253,9 @@ def train_stamp_classifier(
 
     Sources (not stamps) are split 70/15/15 into train/validation/test, stratified by whether
     the source is a binary in any survey, so one star never sits in two splits. The best
-    epoch by validation macro-F1 is kept, its temperature is fitted on the validation split
-    (`binarycat.model.calibration`), and it is evaluated on the test split, saved under
+    epoch by validation macro-F1 is kept, its temperature and then its per-survey decision
+    thresholds are fitted on the validation split (`binarycat.model.calibration`,
+    `binarycat.model.thresholds`), and it is evaluated on the test split, saved under
     ``models/<model_id>.pt`` and recorded in ``models`` (with its split in ``splits``).
 
     Parameters
@@ -265,6 +278,8 @@ def train_stamp_classifier(
     torch.manual_seed(config.seed)
     if config.views not in VIEW_COUNTS:
         raise BinarycatError(f"views must be 1 or 8, not {config.views}.")
+    if config.thresholds not in THRESHOLD_CHOICES:
+        raise BinarycatError(f"thresholds must be one of {', '.join(THRESHOLD_CHOICES)}, not {config.thresholds!r}.")
     initial = _initial_weights(catalog, config, dev) if config.init_from else None
     data = labelled_stamps(catalog, surveys, where=where)
     if config.init_from:
@@ -357,15 +372,16 @@ def train_stamp_classifier(
         "ece_test_before": expected_calibration_error(probabilities(test_logits), parts["test"].label),
         "ece_test_after": expected_calibration_error(probabilities(test_logits, temperature), parts["test"].label),
     }
+    p_val = probabilities(val_logits, temperature)
+    thresholds = fit_survey_thresholds(p_val, parts["validation"].label, parts["validation"].survey,
+                                       prefer=config.threshold) if config.thresholds == "validation" else None
     p_test = probabilities(test_logits, temperature)
-    pred_test = (p_test >= config.threshold).astype(np.int64)
     y_test = parts["test"].label
-    report = classification_report(y_test, pred_test)
     surveys_test = np.array(parts["test"].survey)
-    per_survey = {
-        s: classification_report(y_test[surveys_test == s], pred_test[surveys_test == s])
-        for s in surveys if (surveys_test == s).any()
-    }
+    at = stamp_thresholds(threshold_table(thresholds), surveys_test, config.threshold)
+    report, per_survey = survey_reports(y_test, (p_test >= at).astype(np.int64), surveys_test, surveys)
+    report_fixed, per_survey_fixed = survey_reports(y_test, (p_test >= config.threshold).astype(np.int64),
+                                                    surveys_test, surveys)
 
     model_id = _model_id(surveys, config, data.stamp_id)
     checkpoint = f"models/{model_id}.pt"
@@ -378,7 +394,9 @@ def train_stamp_classifier(
     }
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)
     metrics = {
-        "test": report, "test_per_survey": per_survey, "best_val_macro_f1": best_f1,
+        "test": report, "test_per_survey": per_survey, "thresholds": thresholds,
+        "test_fixed_threshold": report_fixed, "test_per_survey_fixed_threshold": per_survey_fixed,
+        "best_val_macro_f1": best_f1,
         "best_epoch": best_epoch, "history": history, "stopped": stopped, "calibration": calibration,
         "averaged_epochs": _averaged_epochs(config, history), "val_macro_f1_average": average_f1,
         "n_train": len(parts["train"]), "n_validation": len(parts["validation"]), "n_test": len(y_test),
@@ -399,4 +417,5 @@ def train_stamp_classifier(
         model_id=model_id, report=report, per_survey=per_survey, history=history,
         n_train=len(parts["train"]), n_validation=len(parts["validation"]), n_test=len(y_test),
         seconds=time.perf_counter() - t0, checkpoint=checkpoint, calibration=calibration,
+        thresholds=threshold_table(thresholds),
     )

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from binarycat.model.metrics import classification_report, format_report, macro_f1_at_thresholds
+from binarycat.model.metrics import (
+    classification_report, format_report, macro_f1_at_thresholds, macro_f1_difference_interval,
+)
 
 
 def test_report_matches_hand_computation():
@@ -39,3 +41,24 @@ def test_macro_f1_at_many_thresholds_equals_one_report_each(inclusive):
         for t, f1 in zip(cuts, got):
             pred = (scores >= t) if inclusive else (scores > t)
             assert f1 == pytest.approx(classification_report(labels, pred.astype(int))["macro avg"]["f1"])
+
+
+def test_paired_bootstrap_interval_of_a_macro_f1_difference():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 600)
+    good, bad = y.copy(), y.copy()
+    bad[:90] = 1 - bad[:90]                                      # 15 % wrong
+    good[90:93] = 1 - good[90:93]                                # 0.5 % wrong
+    f1 = lambda p: classification_report(y, p)["macro avg"]["f1"]
+    d, low, high = macro_f1_difference_interval(y, good, bad)
+    assert d == pytest.approx(f1(good) - f1(bad)) and 0 < low < d < high
+    swapped = macro_f1_difference_interval(y, bad, good)
+    assert swapped[0] == -d and swapped[2] < 0 and swapped[1] == pytest.approx(-high, abs=0.01)
+    assert macro_f1_difference_interval(y, good, good) == (0.0, 0.0, 0.0)
+    # one more error than the other on 600 stamps (two new, one fixed): they cannot be told apart
+    near = good.copy()
+    near[[90, 100, 101]] = 1 - near[[90, 100, 101]]
+    d, low, high = macro_f1_difference_interval(y, near, good)
+    assert d < 0 < high and low < d
+    assert macro_f1_difference_interval(y, near, good) == (d, low, high)    # seeded: reproducible
+    assert macro_f1_difference_interval([], [], []) == (0.0, 0.0, 0.0)

@@ -88,6 +88,12 @@ def test_evaluation_report_structure_figure_and_stored_row(easy):
         assert sum(map(sum, rep["confusion_matrix"])) == ev.n_stamps
     assert ev.report["macro avg"]["support"] == ev.n_stamps
     assert set(ev.calibration) == {"temperature", "ece_before", "ece_after"}
+    assert set(ev.comparison) == {"all", "PanSTARRS"}
+    for name, rep, base in (("all", ev.report, ev.baseline),
+                            ("PanSTARRS", ev.per_survey["PanSTARRS"], ev.baseline_per_survey["PanSTARRS"])):
+        c = ev.comparison[name]
+        assert c["difference"] == pytest.approx(rep["macro avg"]["f1"] - base["macro avg"]["f1"])
+        assert c["low"] <= c["difference"] <= c["high"]
     with Image.open(ev.figure) as im:
         assert im.format == "PNG" and im.size[0] > im.size[1]
     stored = model_row(cat, result.model_id)["metrics"]
@@ -100,7 +106,8 @@ def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
     out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
                                    "--figure", str(tmp_path / "cm.png")])
     assert out.exit_code == 0, out.output
-    for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error"):
+    for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error",
+                 "95% interval", "fitted on validation"):
         assert text in out.output
     assert (tmp_path / "cm.png").exists()
     bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--on", "nonsense"])

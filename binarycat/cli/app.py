@@ -562,6 +562,10 @@ def _thresholds_text(thresholds: dict) -> str:
     return ", ".join(f"{survey} {t:.3g}" for survey, t in thresholds.items())
 
 
+def _interval_text(c: dict | None) -> str:
+    return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" if c else ""
+
+
 def _print_evaluation(res) -> None:
     from rich.table import Table as RichTable
 
@@ -586,7 +590,7 @@ def _print_evaluation(res) -> None:
     if res.baseline:
         table = RichTable(title="CNN beside the classical baseline (PSF pair fit), same stamps", header_style="bold")
         for col in ("survey", "stamps", "CNN macro-F1", "baseline macro-F1", "CNN binary P/R",
-                    "baseline binary P/R", "CNN >= baseline"):
+                    "baseline binary P/R", "CNN >= baseline", "difference, 95% interval"):
             table.add_column(col, justify="right")
         pairs = [("all", res.report, res.baseline)] + [
             (s, r, res.baseline_per_survey.get(s)) for s, r in res.per_survey.items()]
@@ -597,8 +601,11 @@ def _print_evaluation(res) -> None:
                           f"{base['macro avg']['f1']:.3f}",
                           f"{cnn['binary']['precision']:.3f}/{cnn['binary']['recall']:.3f}",
                           f"{base['binary']['precision']:.3f}/{base['binary']['recall']:.3f}",
-                          "yes" if cnn["macro avg"]["f1"] >= base["macro avg"]["f1"] else "[red]no[/]")
+                          "yes" if cnn["macro avg"]["f1"] >= base["macro avg"]["f1"] else "[red]no[/]",
+                          _interval_text(res.comparison.get(name)))
         console.print(table)
+        console.print("The interval is a paired bootstrap of the stamps: where it spans 0, these stamps "
+                      "cannot tell the two apart.", highlight=False)
     console.print(f"Confusion matrices: {res.figure}")
     console.print()
 

@@ -37,14 +37,15 @@ from binarycat.model.calibration import expected_calibration_error, probabilitie
 from binarycat.model.checkpoints import load_catalog_checkpoint
 from binarycat.model.data import LabelledStamps, labelled_stamps
 from binarycat.model.device import pick_device
-from binarycat.model.metrics import survey_reports
+from binarycat.model.metrics import macro_f1_difference_interval, survey_reports
 from binarycat.model.predict import model_row
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import views_of
 from binarycat.model.thresholds import FIXED_THRESHOLD, fit_survey_thresholds, stamp_thresholds, threshold_table
 from binarycat.model.train import predict_logits
 
-__all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "fitted_thresholds", "model_stamps",
+__all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "compare_with_baseline", "fitted_thresholds",
+           "model_stamps",
            "save_confusion_figure"]
 
 EVALUATION_SETS = ("test", "unseen")
@@ -56,6 +57,9 @@ class Evaluation:
 
     ``report`` and ``per_survey`` use the model's per-survey ``thresholds`` (empty: ``threshold``
     for every survey); ``report_fixed`` and ``per_survey_fixed`` the fixed ``threshold``.
+    ``comparison`` maps ``"all"`` and each survey to the CNN's macro-F1 minus the baseline's,
+    ``{"difference", "low", "high"}``, with a paired bootstrap 95 % interval (see
+    `compare_with_baseline`).
     """
 
     model_id: str
@@ -74,6 +78,7 @@ class Evaluation:
     thresholds: dict = field(default_factory=dict)
     report_fixed: dict = field(default_factory=dict)
     per_survey_fixed: dict = field(default_factory=dict)
+    comparison: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -162,6 +167,23 @@ def fitted_thresholds(catalog: Catalog, row: dict, model, config: dict, dev, bat
     return fitted
 
 
+def compare_with_baseline(y, cnn, baseline, surveys: np.ndarray, names: list[str]) -> dict:
+    """CNN macro-F1 minus the baseline's, overall and per survey, with paired bootstrap 95 % intervals.
+
+    A survey's interval resamples its stamps (one per source); the overall one resamples all
+    stamps as if independent, although a source's stamps in several surveys are not, so it is
+    somewhat too narrow.
+    """
+    out = {}
+    for name in ["all", *names]:
+        sel = np.ones(len(y), bool) if name == "all" else surveys == name
+        if sel.any():
+            d, low, high = macro_f1_difference_interval(np.asarray(y)[sel], np.asarray(cnn)[sel],
+                                                        np.asarray(baseline)[sel])
+            out[name] = {"difference": d, "low": low, "high": high}
+    return out
+
+
 def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> Path:
     """One confusion-matrix panel per entry of ``reports`` (name -> classification report)."""
     import matplotlib
@@ -242,8 +264,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     p = probabilities(logits, temperature)
     y = stamps.label
     survey_arr = np.asarray(stamps.survey)
-    report, per_survey = survey_reports(
-        y, (p >= stamp_thresholds(threshold_table(thresholds), survey_arr, threshold)).astype(np.int64), survey_arr, surveys)
+    pred = (p >= stamp_thresholds(threshold_table(thresholds), survey_arr, threshold)).astype(np.int64)
+    report, per_survey = survey_reports(y, pred, survey_arr, surveys)
     report_fixed, per_survey_fixed = survey_reports(y, (p >= threshold).astype(np.int64), survey_arr, surveys)
     calibration = {
         "temperature": temperature,
@@ -251,12 +273,13 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         "ece_after": expected_calibration_error(p, y),
     }
 
-    base_report, base_per_survey = {}, {}
+    base_report, base_per_survey, comparison = {}, {}, {}
     if baseline:
         t = time.perf_counter()
         fitted = fitted_baseline(catalog, row, surveys)
-        scores = _baseline_scores(catalog, stamps)
-        base_report, base_per_survey = survey_reports(y, fitted.predict(scores, stamps.survey), survey_arr, surveys)
+        base_pred = fitted.predict(_baseline_scores(catalog, stamps), stamps.survey)
+        base_report, base_per_survey = survey_reports(y, base_pred, survey_arr, surveys)
+        comparison = compare_with_baseline(y, pred, base_pred, survey_arr, surveys)
         timings["baseline"] = time.perf_counter() - t
 
     figure = Path(figure) if figure else catalog.resolve(f"models/{model_id}.{on}.confusion.png")
@@ -267,7 +290,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
 
     result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey,
                         base_report, base_per_survey, calibration, threshold, str(figure), time.perf_counter() - t0, timings, views_of(config),
-                        threshold_table(thresholds), report_fixed, per_survey_fixed)
+                        threshold_table(thresholds), report_fixed, per_survey_fixed, comparison)
     evaluations = dict((row["metrics"] or {}).get("evaluation") or {})
     evaluations[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
     _store_metric(catalog, row, "evaluation", evaluations)

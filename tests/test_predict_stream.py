@@ -284,3 +284,33 @@ def test_each_survey_is_flagged_at_its_own_stored_threshold_unless_one_is_given(
     with pytest.raises(BinarycatError, match="between 0 and 1"):
         predict_stamps(cat, "per-survey")
     assert {t for *_, t in stored(cat, "per-survey")} == {0.25}     # nothing stored was lost
+
+
+def test_a_survey_conditioned_model_streams_each_stamp_with_its_own_survey(cat):
+    """Batches that cross shards of both surveys give each stamp its own survey's modulation."""
+    torch.manual_seed(3)
+    model = build("resnet34-stem-film", input_size=SIZE, surveys=SURVEYS)
+    for emb in model.film:
+        torch.nn.init.normal_(emb.weight, std=0.5)      # surveys that really differ
+    config = {"arch": "resnet34-stem-film", "arch_kwargs": {"input_size": SIZE, "surveys": SURVEYS},
+              "input_size": SIZE, "input_scale_arcsec": 0.1, "threshold": 0.5, "normalisation": NORMALISATION,
+              "geometry": GEOMETRY, "surveys": SURVEYS, "schema_version": cat.schema_version}
+    save_checkpoint(cat.resolve("models/film.pt"), model, config)
+    with cat.transaction() as con:
+        con.execute("insert or replace into models (model_id, kind, surveys, params, split_seed, metrics, "
+                    "checkpoint) values ('film', 'stamp_classifier', ?, ?, 0, '{}', 'models/film.pt')",
+                    [SURVEYS, json.dumps(config)])
+    stamps = cat.sql("select stamp_id, survey, pixel_scale_arcsec from stamps order by stamp_id").fetchall()
+    x = torch.stack([stamp_to_input(a, SIZE, scale, 0.1)
+                     for a, (_, _, scale) in zip(load_stamp_arrays(cat, [s for s, _, _ in stamps]), stamps)])
+    model.eval()
+    with torch.inference_mode():
+        own = torch.softmax(model(x, torch.tensor([SURVEYS.index(v) for _, v, _ in stamps])), 1)[:, 1]
+        swapped = torch.softmax(model(x, torch.tensor([1 - SURVEYS.index(v) for _, v, _ in stamps])), 1)[:, 1]
+    assert (own - swapped).abs().max() > 1e-3          # the survey changes the answer
+    predict_stamps(cat, "film", batch_size=7)
+    p = np.array([r[3] for r in stored(cat, "film")])
+    assert np.abs(p - own.numpy()).max() <= 1e-5
+    with pytest.raises(BinarycatError, match="cannot classify stamps of SDSS9"):
+        predict_stamps(cat, "film", ["PanSTARRS", "SDSS9"])
+    assert len(stored(cat, "film")) == len(stamps)

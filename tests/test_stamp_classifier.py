@@ -249,6 +249,27 @@ def test_fine_tuning_starts_from_a_model_and_keeps_its_splits(easy, tmp_path):
         train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, input_size=32, init_from="nope"), device="cpu")
 
 
+def test_a_model_fine_tuned_with_survey_conditioning_starts_as_itself(easy):
+    """``--arch resnet34-stem-film --init-from`` a plain model: its weights, zero modulation, and
+    a network that evaluate and predict feed each stamp's survey."""
+    cat, result, _ = easy
+    config = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=0.0, init_from=result.model_id,
+                         arch="resnet34-stem-film")
+    tuned = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+    before, _ = load_catalog_checkpoint(cat, model_row(cat, result.model_id)["checkpoint"])
+    after, stored = load_catalog_checkpoint(cat, model_row(cat, tuned.model_id)["checkpoint"])
+    assert stored["arch"] == "resnet34-stem-film" and stored["arch_kwargs"]["surveys"] == ["PanSTARRS"]
+    assert all(torch.equal(w, after.net.get_parameter(n)) for n, w in before.named_parameters())
+    assert all(not emb.weight.any() for emb in after.film)
+    ev = evaluate_model(cat, tuned.model_id, on="test", device="cpu", baseline=False)
+    assert ev.report["macro avg"]["f1"] > 0.75, ev.report
+    n_stamps = cat.table_count("stamps")
+    assert predict_stamps(cat, tuned.model_id, device="cpu").n_stamps == n_stamps
+    with pytest.raises(BinarycatError, match="conditioned on PanSTARRS and cannot classify stamps of SDSS9"):
+        predict_stamps(cat, tuned.model_id, ["SDSS9"], device="cpu")
+    assert cat.sql("select count(*) from predictions where model_id = ?", [tuned.model_id]).fetchone()[0] == n_stamps
+
+
 def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
     """Training is deterministic on CPU, so averaging epoch 2 alone, epoch 3 alone and both
     gives three models whose weights satisfy mean(w2, w3) = w23."""

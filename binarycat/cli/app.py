@@ -371,8 +371,9 @@ def train(
     surveys_opt: str = typer.Option("PanSTARRS,SDSS9,HST", "--surveys", "-s", help="Comma-separated surveys."),
     epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
     batch_size: int = typer.Option(32, min=1),
-    arch: str = typer.Option("resnet34-stem", help="resnet34-stem (custom stem for small stamps) or resnet34 "
-                                                    "(torchvision's own stem)."),
+    arch: str = typer.Option("resnet34-stem", help="resnet34-stem (custom stem for small stamps), "
+                                                    "resnet34-stem-film (the same, told each stamp's survey) "
+                                                    "or resnet34 (torchvision's own stem)."),
     input_size: int = typer.Option(64, min=16, help="Model input size, pixels a side."),
     field: float = typer.Option(6.4, help="Arcsec a side of the field the input shows (scale = field / size); "
                                           "0 resamples the whole stamp."),
@@ -388,7 +389,8 @@ def train(
     views: int = typer.Option(8, help="Average the logits over 8 flips and 90-degree rotations of each stamp "
                                       "(1: the stamp alone, 8x faster predict)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from this model's "
-                                            "weights (same --arch, --input-size, --field); its splits are kept."),
+                                            "weights (same --arch, --input-size, --field; resnet34-stem-film "
+                                            "may start from resnet34-stem); its splits are kept."),
     average_from: Optional[int] = typer.Option(None, "--average-from", min=1, help="Keep the average of the "
                                                "weights of this epoch and every later one (stochastic weight "
                                                "averaging) instead of the best epoch."),
@@ -412,6 +414,9 @@ def train(
 
     Fine-tune on newly labelled stamps: [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --epochs 10[/]
 
+    Tell a trained model each stamp's survey (per-survey feature modulation, starting as the model itself):
+    [cyan]binarycat train --init-from MODEL_ID --arch resnet34-stem-film --lr 5e-5 --epochs 20[/]
+
     Fine-tune and keep the average of epochs 3-10 at a flat learning rate:
     [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --lr-step 100 --epochs 10 --average-from 3[/]
     """
@@ -421,7 +426,7 @@ def train(
     from binarycat.model.train import TrainConfig, train_stamp_classifier
 
     if arch not in ARCHITECTURES or arch == "calnet":
-        raise BinarycatError(f"Unknown --arch {arch!r}; choose resnet34-stem or resnet34.")
+        raise BinarycatError(f"Unknown --arch {arch!r}; choose resnet34-stem, resnet34-stem-film or resnet34.")
     names = [s.name for s in parse_survey_list(surveys_opt)]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
+from binarycat.model.networks import survey_indices
 from binarycat.model.preprocess import stamps_to_tensor
 
 __all__ = ["LabelledStamps", "StampDataset", "labelled_stamps", "split_sources", "augment_batch"]
@@ -90,17 +91,20 @@ def split_sources(source_ids, labels, seed: int, fractions=SPLIT_FRACTIONS) -> d
 class StampDataset(Dataset):
     """Stamps read from the catalogue's Parquet store, preprocessed to model inputs.
 
-    Each shard is read once at construction; items are ``(tensor (1, S, S), label)``.
+    Each shard is read once at construction; items are ``(tensor (1, S, S), label, survey)``,
+    ``survey`` being the index of the stamp's survey in ``surveys`` (default: the sorted
+    surveys of ``stamps``), for a survey-conditioned network.
     With ``augment=True`` items get a random flip, 90-degree rotation and a shift of up to
     one pixel: symmetries of the sky that do not resample (and so do not smear) the PSF.
     """
 
     def __init__(self, catalog: Catalog, stamps: LabelledStamps, input_size: int, *,
                  input_scale_arcsec: float | None = None, augment: bool = False, seed: int = 0,
-                 noise_fraction: float = 0.0):
+                 noise_fraction: float = 0.0, surveys: list[str] | None = None):
         arrays = load_stamp_arrays(catalog, stamps.stamp_id)
         self.x = stamps_to_tensor(arrays, input_size, stamps.pixel_scale, input_scale_arcsec)
         self.y = torch.as_tensor(stamps.label, dtype=torch.long)
+        self.survey = survey_indices(surveys or sorted(set(stamps.survey)), stamps.survey)
         self.augment = augment
         self.noise_fraction = noise_fraction
         self.generator = torch.Generator().manual_seed(seed)
@@ -112,7 +116,7 @@ class StampDataset(Dataset):
         x = self.x[i]
         if self.augment:
             x = augment_batch(x[None], self.generator, self.noise_fraction)[0]
-        return x, self.y[i]
+        return x, self.y[i], self.survey[i]
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, noise_fraction: float = 0.0) -> torch.Tensor:

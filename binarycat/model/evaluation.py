@@ -38,6 +38,7 @@ from binarycat.model.checkpoints import load_catalog_checkpoint
 from binarycat.model.data import LabelledStamps, labelled_stamps
 from binarycat.model.device import pick_device
 from binarycat.model.metrics import macro_f1_difference_interval, survey_reports
+from binarycat.model.networks import conditioning_surveys, survey_indices
 from binarycat.model.predict import model_row
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import views_of
@@ -145,7 +146,8 @@ def _store_metric(catalog: Catalog, row: dict, key: str, value) -> None:
 def _view_logits(model, config: dict, stamps: LabelledStamps, catalog: Catalog, dev, batch_size: int) -> np.ndarray:
     x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
                          config.get("input_scale_arcsec"))
-    return predict_logits(model, x, dev, batch_size, views=views_of(config)).numpy()
+    survey = survey_indices(conditioning_surveys(model), stamps.survey)
+    return predict_logits(model, x, dev, batch_size, views=views_of(config), survey=survey).numpy()
 
 
 def fitted_thresholds(catalog: Catalog, row: dict, model, config: dict, dev, batch_size: int = 256) -> dict | None:

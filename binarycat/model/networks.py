@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torchvision.models import resnet34
 
-__all__ = ["ARCHITECTURES", "build", "calnet", "small_stamp_stem", "stamp_resnet34", "stamp_resnet34_stem"]
+from binarycat.errors import BinarycatError
+
+__all__ = ["ARCHITECTURES", "SurveyFiLMResNet", "build", "calnet", "conditioning_surveys", "small_stamp_stem",
+           "stamp_logits", "stamp_resnet34", "stamp_resnet34_stem", "stamp_resnet34_stem_film", "survey_indices"]
 
 #: The custom stem halves the image until the ResNet body sees at most this many pixels a side.
 BODY_INPUT_MAX = 16
@@ -72,6 +77,91 @@ def stamp_resnet34_stem(in_channels: int = 1, num_classes: int = 2, input_size: 
     return model
 
 
+class SurveyFiLMResNet(nn.Module):
+    """A stamp ResNet told which survey each stamp comes from, by feature-wise modulation.
+
+    After each of the four residual stages every channel ``c`` of a stamp from survey ``s`` is
+    scaled and shifted, ``h * (1 + gamma[s, c]) + beta[s, c]`` (FiLM, Perez et al. 2018), with
+    ``gamma`` and ``beta`` learned per survey. The label rule of a resolved pair depends on the
+    survey's FWHM, which the image alone only shows through a possibly blended PSF; the
+    modulation lets one network keep a separate boundary per survey while sharing every
+    convolution. The modulations start at zero, so an untrained one is exactly the wrapped
+    network, and a model trained without it can be fine-tuned with it
+    (``train --init-from ID --arch resnet34-stem-film``).
+
+    Parameters
+    ----------
+    net : torchvision ResNet
+        The network to modulate (e.g. `stamp_resnet34_stem`); its weights live under ``net.``.
+    surveys : sequence of str
+        The surveys it knows, in the order of the indices ``forward`` takes.
+
+    ``forward(x, survey)`` takes the (N, 1, S, S) batch and an (N,) int64 tensor of indices
+    into ``surveys`` (see `conditioning_surveys`) and returns logits.
+    """
+
+    def __init__(self, net: nn.Module, surveys: Sequence[str]):
+        super().__init__()
+        if not surveys:
+            raise ValueError("A survey-conditioned network needs at least one survey.")
+        self.net = net
+        self.surveys = list(surveys)
+        widths = [layer[-1].conv2.out_channels for layer in self._stages()]
+        self.film = nn.ModuleList(nn.Embedding(len(self.surveys), 2 * w) for w in widths)
+        for emb in self.film:
+            nn.init.zeros_(emb.weight)
+
+    def _stages(self) -> list[nn.Module]:
+        return [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
+
+    def forward(self, x: torch.Tensor, survey: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        h = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        for stage, film in zip(self._stages(), self.film):
+            h = stage(h)
+            gamma, beta = film(survey).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + gamma) + beta
+        return n.fc(torch.flatten(n.avgpool(h), 1))
+
+
+def stamp_resnet34_stem_film(in_channels: int = 1, num_classes: int = 2, input_size: int = 64,
+                             surveys: Sequence[str] = ()) -> SurveyFiLMResNet:
+    """`stamp_resnet34_stem` with per-survey FiLM after each residual stage (`SurveyFiLMResNet`)."""
+    return SurveyFiLMResNet(stamp_resnet34_stem(in_channels, num_classes, input_size), surveys)
+
+
+def conditioning_surveys(model: nn.Module) -> list[str] | None:
+    """The surveys a network is conditioned on (its ``forward`` takes their indices), or None."""
+    return list(model.surveys) if isinstance(model, SurveyFiLMResNet) else None
+
+
+def survey_indices(known: Sequence[str] | None, names: Sequence[str]) -> torch.Tensor | None:
+    """Indices of ``names`` in the surveys a network is conditioned on (None: it is not).
+
+    Raises
+    ------
+    BinarycatError
+        A name the network was not trained on: it has no modulation for it.
+    """
+    if known is None:
+        return None
+    lookup = {name: i for i, name in enumerate(known)}
+    unknown = sorted(set(names) - set(lookup))
+    if unknown:
+        raise BinarycatError(f"The model is conditioned on {', '.join(known)} and cannot classify stamps of "
+                             f"{', '.join(unknown)}; use a model trained on them.")
+    return torch.tensor([lookup[name] for name in names], dtype=torch.long)
+
+
+def stamp_logits(model: nn.Module, x: torch.Tensor, survey: torch.Tensor | None = None) -> torch.Tensor:
+    """``model(x)``, or ``model(x, survey)`` for a survey-conditioned network (`SurveyFiLMResNet`)."""
+    if isinstance(model, SurveyFiLMResNet):
+        if survey is None:
+            raise ValueError("A survey-conditioned network needs the survey index of every stamp.")
+        return model(x, survey.to(x.device))
+    return model(x)
+
+
 def calnet(width: int = 16, dropout: float = 0.3, n_scalars: int = 0) -> nn.Module:
     """The CALNet light-curve classifier (see `binarycat.model.calnet`)."""
     from binarycat.model.calnet import CALNet
@@ -79,7 +169,8 @@ def calnet(width: int = 16, dropout: float = 0.3, n_scalars: int = 0) -> nn.Modu
     return CALNet(width=width, dropout=dropout, n_scalars=n_scalars)
 
 
-ARCHITECTURES = {"resnet34": stamp_resnet34, "resnet34-stem": stamp_resnet34_stem, "calnet": calnet}
+ARCHITECTURES = {"resnet34": stamp_resnet34, "resnet34-stem": stamp_resnet34_stem,
+                 "resnet34-stem-film": stamp_resnet34_stem_film, "calnet": calnet}
 
 
 def build(arch: str, **kwargs) -> torch.nn.Module:

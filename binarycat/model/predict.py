@@ -48,6 +48,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,6 +62,7 @@ from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint
 from binarycat.model.device import autocast, configure_cpu, pick_device
+from binarycat.model.networks import stamp_logits, survey_indices
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import view_averaged_logits, views_of
 from binarycat.model.thresholds import FIXED_THRESHOLD, stamp_thresholds, threshold_table
@@ -198,6 +200,13 @@ def as_model_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 class _Batch:
     x: torch.Tensor                                     # (B, 1, S, S) on the device
     shards: list[tuple[str, list[tuple]]] = field(default_factory=list)  # shards ending in it
+    survey: torch.Tensor | None = None                  # (B,) survey indices, conditioned models only
+
+
+def _conditioning(config: dict) -> list[str] | None:
+    """The surveys a checkpoint's network is conditioned on (`binarycat.model.networks`), or None."""
+    surveys = config.get("arch_kwargs", {}).get("surveys")
+    return list(surveys) if surveys else None
 
 
 def _shard_inputs(catalog: Catalog, shard: str, rows: list[tuple], config: dict,
@@ -215,10 +224,13 @@ def _batches(catalog: Catalog, by_shard: dict[str, list[tuple]], config: dict, b
     Batches are full but for the last, and the first when ``first_batch`` makes it smaller
     (for a model waiting on a background reader, to start it after a shard or two). The
     shards a batch needs are read and preprocessed together, by ``pool``'s threads if given,
-    and only when the batch is asked for.
+    and only when the batch is asked for. For a survey-conditioned model each batch also
+    carries its stamps' survey indices.
     """
+    known = _conditioning(config)
     todo = list(by_shard.items())
     parts: list[torch.Tensor] = []
+    surveys: list[torch.Tensor] = []
     n_parts = 0
     ending: deque[tuple[int, str, list[tuple]]] = deque()   # (row count at its end, shard, rows)
     emitted = total = 0
@@ -233,21 +245,26 @@ def _batches(catalog: Catalog, by_shard: dict[str, list[tuple]], config: dict, b
         work = (lambda item: _shard_inputs(catalog, item[0], item[1], config, device))
         for (shard, rows), x in zip(group, (pool.map if pool is not None else map)(work, group)):
             parts.append(x)
+            if known is not None:
+                surveys.append(survey_indices(known, [r[2] for r in rows]))
             n_parts += len(x)
             total += len(x)
             ending.append((total, shard, rows))
         while n_parts >= size:
             flat = torch.cat(parts) if len(parts) > 1 else parts[0]
+            flat_survey = torch.cat(surveys) if known is not None else None
             emitted += size
             done = []
             while ending and ending[0][0] <= emitted:
                 done.append(ending.popleft()[1:])
-            yield _Batch(flat[:size], done)
+            yield _Batch(flat[:size], done, flat_survey[:size] if known is not None else None)
             rest = flat[size:]
             parts, n_parts = ([rest] if len(rest) else []), len(rest)
+            surveys = [flat_survey[size:]] if known is not None and len(rest) else []
             size = batch_size
     if n_parts:
-        yield _Batch(torch.cat(parts) if len(parts) > 1 else parts[0], [e[1:] for e in ending])
+        yield _Batch(torch.cat(parts) if len(parts) > 1 else parts[0], [e[1:] for e in ending],
+                     torch.cat(surveys) if known is not None else None)
 
 
 _END = object()
@@ -469,6 +486,7 @@ def predict_stamps(
     else:
         table, default = {}, float(threshold)
     surveys = surveys or list(row["surveys"])
+    survey_indices(_conditioning(config), surveys)   # a survey the model cannot classify fails here
     stamps = catalog.sql(
         "select stamp_id, source_id, survey, shard, shard_row, pixel_scale_arcsec from stamps "
         "where survey in (select unnest(?)) order by shard, shard_row",
@@ -521,7 +539,8 @@ def predict_stamps(
                 if model is None:
                     model = pending_model.result()
                 with autocast(dev):
-                    logits = view_averaged_logits(model, as_model_input(batch.x, dev), views, layout)
+                    logits = view_averaged_logits(partial(stamp_logits, model, survey=batch.survey),
+                                                  as_model_input(batch.x, dev), views, layout)
                 # in float64, like binarycat.model.calibration.probabilities
                 p = torch.softmax(logits.double() / temperature, dim=1)[:, 1]
                 if dev.type == "cuda":   # copied back while the next batch runs

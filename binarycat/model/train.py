@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -21,7 +22,7 @@ from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
 from binarycat.model.device import adam, autocast, pick_device
 from binarycat.model.metrics import classification_report, survey_reports
-from binarycat.model.networks import build
+from binarycat.model.networks import build, conditioning_surveys, stamp_logits
 from binarycat.model.preprocess import GEOMETRY, NORMALISATION
 from binarycat.model.symmetry import VIEW_COUNTS, view_averaged_logits
 from binarycat.model.thresholds import fit_survey_thresholds, stamp_thresholds, threshold_table
@@ -53,7 +54,9 @@ class TrainConfig:
         the network on one angular scale (see `binarycat.model.preprocess`). ``None``
         resamples the whole stamp to ``input_size`` whatever its angular size.
     arch : str
-        ``"resnet34-stem"`` (ResNet34 behind the custom stem for small stamps) or
+        ``"resnet34-stem"`` (ResNet34 behind the custom stem for small stamps),
+        ``"resnet34-stem-film"`` (the same, told each stamp's survey by per-survey feature
+        modulation; it can start from a ``"resnet34-stem"`` model with ``init_from``) or
         ``"resnet34"`` (torchvision's own stem); see `binarycat.model.networks`.
     noise_augment : float
         Largest extra noise of the noise re-draw augmentation, as a fraction of each stamp's
@@ -116,7 +119,7 @@ class TrainConfig:
     @property
     def arch_kwargs(self) -> dict:
         kwargs = {"in_channels": 1, "num_classes": 2}
-        if self.arch == "resnet34-stem":
+        if self.arch in ("resnet34-stem", "resnet34-stem-film"):
             kwargs["input_size"] = self.input_size
         return kwargs
 
@@ -141,9 +144,22 @@ class TrainResult:
     thresholds: dict = field(default_factory=dict)
 
 
+def _arch_kwargs(config: TrainConfig, surveys: list[str]) -> dict:
+    """The network's constructor arguments; a survey-conditioned one also takes the surveys."""
+    kwargs = config.arch_kwargs
+    if config.arch == "resnet34-stem-film":
+        kwargs["surveys"] = list(surveys)
+    return kwargs
+
+
 def _model_id(surveys: list[str], config: TrainConfig, stamp_ids: list[str]) -> str:
     h = hashlib.sha256(json.dumps([surveys, config.as_dict(), sorted(stamp_ids)]).encode()).hexdigest()
     return f"{config.arch}-{h[:10]}"
+
+
+#: Fine-tuning may start an architecture (key) from a model of another (value): its weights are
+#: the wrapped network's, and the new parts start as the identity.
+_STARTS_FROM = {"resnet34-stem-film": "resnet34-stem"}
 
 
 def _initial_weights(catalog: Catalog, config: TrainConfig, device: torch.device) -> dict:
@@ -154,11 +170,24 @@ def _initial_weights(catalog: Catalog, config: TrainConfig, device: torch.device
     model, old = load_catalog_checkpoint(catalog, row[1], device)
     mine = {"arch": config.arch, "input_size": config.input_size, "input_scale_arcsec": config.input_scale_arcsec}
     theirs = {k: old.get(k) for k in mine}
+    if theirs["arch"] == _STARTS_FROM.get(config.arch):
+        theirs["arch"] = config.arch
     if theirs != mine:
         differ = ", ".join(f"{k} {theirs[k]} (not {mine[k]})" for k in mine if theirs[k] != mine[k])
         raise BinarycatError(f"Model {config.init_from} has {differ}; fine-tuning needs the same --arch, "
                              "--input-size and --field.")
     return model.state_dict()
+
+
+def _load_initial(model: torch.nn.Module, state: dict, init_from: str) -> None:
+    """Load ``init_from``'s weights, into the wrapped network when ``model`` wraps that one."""
+    target = model.net if conditioning_surveys(model) is not None and not any(k.startswith("net.") for k in state) \
+        else model
+    try:
+        target.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BinarycatError(f"Model {init_from}'s weights do not fit this network "
+                             f"({str(exc).splitlines()[0]}); fine-tune on the same surveys.") from None
 
 
 def _inherited_splits(catalog: Catalog, model_id: str, data, seed: int) -> dict[str, str]:
@@ -170,10 +199,11 @@ def _inherited_splits(catalog: Catalog, model_id: str, data, seed: int) -> dict[
 
 
 def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int = 256,
-                   views: int = 1) -> torch.Tensor:
+                   views: int = 1, survey: torch.Tensor | None = None) -> torch.Tensor:
     """Logits of ``x`` in batches, in inference mode, averaged over ``views`` symmetric views.
 
-    See `binarycat.model.symmetry` for the views.
+    See `binarycat.model.symmetry` for the views. ``survey``: each stamp's survey index, for a
+    survey-conditioned network (`binarycat.model.networks.stamp_logits`).
     """
     out = []
     model.eval()
@@ -181,13 +211,16 @@ def predict_logits(model, x: torch.Tensor, device: torch.device, batch_size: int
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device)
+            sb = survey[i : i + batch_size] if survey is not None else None
             with autocast(device):
-                out.append(view_averaged_logits(model, xb, views, layout).float().cpu())
+                out.append(view_averaged_logits(partial(stamp_logits, model, survey=sb), xb, views,
+                                                layout).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 2)
 
 
 def precise_batchnorm(model, x: torch.Tensor, device: torch.device, *, n_max: int = 1024,
-                      batch_size: int = 64, generator: torch.Generator | None = None) -> None:
+                      batch_size: int = 64, generator: torch.Generator | None = None,
+                      survey: torch.Tensor | None = None) -> None:
     """Recompute every BatchNorm layer's running statistics with the current weights.
 
     The running averages BatchNorm keeps during training mix activations of many past steps;
@@ -211,20 +244,21 @@ def precise_batchnorm(model, x: torch.Tensor, device: torch.device, *, n_max: in
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                model(xb)
+                stamp_logits(model, xb, survey[idx[i : i + batch_size]] if survey is not None else None)
     for bn, m in zip(bns, momenta):
         bn.momentum = m
     model.eval()
 
 
-def _settled_average(averaged: AveragedModel, x: torch.Tensor, device: torch.device, seed: int):
+def _settled_average(averaged: AveragedModel, x: torch.Tensor, device: torch.device, seed: int,
+                     survey: torch.Tensor | None = None):
     """A copy of the averaged network with BatchNorm statistics of its own weights.
 
     The statistics of any one epoch's weights do not fit their average, so they are
     recomputed (`precise_batchnorm`), on a copy, so the running average stays untouched.
     """
     model = copy.deepcopy(averaged.module)
-    precise_batchnorm(model, x, device, generator=torch.Generator().manual_seed(seed))
+    precise_batchnorm(model, x, device, generator=torch.Generator().manual_seed(seed), survey=survey)
     return model
 
 
@@ -236,7 +270,7 @@ def _averaged_epochs(config: TrainConfig, history: list[dict]) -> list[int] | No
 
 def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5, temperature: float = 1.0):
     """(p_binary, predicted labels) for a dataset."""
-    p = probabilities(predict_logits(model, dataset.x, device), temperature)
+    p = probabilities(predict_logits(model, dataset.x, device, survey=dataset.survey), temperature)
     return p, (p >= threshold).astype(np.int64)
 
 
@@ -294,7 +328,7 @@ def train_stamp_classifier(
     if len(set(parts["train"].label.tolist())) < 2:
         raise BinarycatError("The training split holds only one class; label some of each class.")
 
-    geometry = dict(input_scale_arcsec=config.input_scale_arcsec)
+    geometry = dict(input_scale_arcsec=config.input_scale_arcsec, surveys=surveys)
     train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed,
                             noise_fraction=config.noise_augment, **geometry)
     val_ds = StampDataset(catalog, parts["validation"], config.input_size, **geometry)
@@ -302,9 +336,10 @@ def train_stamp_classifier(
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
-    model = build(config.arch, **config.arch_kwargs)
+    arch_kwargs = _arch_kwargs(config, surveys)
+    model = build(config.arch, **arch_kwargs)
     if initial is not None:
-        model.load_state_dict(initial)
+        _load_initial(model, initial, config.init_from)
     model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -320,19 +355,20 @@ def train_stamp_classifier(
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, n = 0.0, 0
-        for xb, yb in loader:
+        for xb, yb, sb in loader:
             xb, yb = xb.to(dev), yb.to(dev)
             if dev.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             opt.zero_grad(set_to_none=True)
             with autocast(dev):
-                loss = loss_fn(model(xb).float(), yb)
+                loss = loss_fn(stamp_logits(model, xb, sb).float(), yb)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(yb)
             n += len(yb)
         sched.step()
-        precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch))
+        precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch),
+                          survey=train_ds.survey)
         _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
         val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
         info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
@@ -340,7 +376,7 @@ def train_stamp_classifier(
             if averaged is None:
                 averaged = AveragedModel(model)
             averaged.update_parameters(model)
-            average = _settled_average(averaged, train_ds.x, dev, config.seed + epoch)
+            average = _settled_average(averaged, train_ds.x, dev, config.seed + epoch, train_ds.survey)
             _, average_pred = evaluate_split(average, val_ds, dev, config.threshold)
             average_f1 = classification_report(parts["validation"].label, average_pred)["macro avg"]["f1"]
             info["val_macro_f1_average"] = average_f1
@@ -361,9 +397,9 @@ def train_stamp_classifier(
     else:
         model.load_state_dict(best_state)
 
-    val_logits = predict_logits(model, val_ds.x, dev, views=config.views)
+    val_logits = predict_logits(model, val_ds.x, dev, views=config.views, survey=val_ds.survey)
     temperature = fit_temperature(val_logits, parts["validation"].label)
-    test_logits = predict_logits(model, test_ds.x, dev, views=config.views)
+    test_logits = predict_logits(model, test_ds.x, dev, views=config.views, survey=test_ds.survey)
     calibration = {
         "temperature": temperature,
         "ece_validation_before": expected_calibration_error(probabilities(val_logits), parts["validation"].label),
@@ -386,7 +422,7 @@ def train_stamp_classifier(
     model_id = _model_id(surveys, config, data.stamp_id)
     checkpoint = f"models/{model_id}.pt"
     model_config = {
-        **config.as_dict(), "input_scale_arcsec": config.input_scale_arcsec, "arch_kwargs": config.arch_kwargs,
+        **config.as_dict(), "input_scale_arcsec": config.input_scale_arcsec, "arch_kwargs": arch_kwargs,
         "normalisation": NORMALISATION,
         "geometry": GEOMETRY if config.input_scale_arcsec else "square-resample-v1",
         "surveys": surveys, "best_epoch": best_epoch, "temperature": temperature,

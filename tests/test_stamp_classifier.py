@@ -98,7 +98,20 @@ def test_evaluation_report_structure_figure_and_stored_row(easy):
         assert im.format == "PNG" and im.size[0] > im.size[1]
     stored = model_row(cat, result.model_id)["metrics"]
     assert stored["evaluation"]["test"]["report"] == ev.report
+    assert "per_stamp" not in stored["evaluation"]["test"]
     assert set(stored["baseline"]["thresholds"]) == {"PanSTARRS"}
+
+    t = ev.per_stamp.to_pydict()
+    assert ev.per_stamp.num_rows == ev.n_stamps and set(t["survey"]) == {"PanSTARRS"}
+    assert len(set(t["stamp_id"])) == ev.n_stamps
+    assert set(t["threshold"]) == {ev.thresholds["PanSTARRS"]}
+    assert t["predicted"] == [int(p >= c) for p, c in zip(t["p_binary"], t["threshold"])]
+    for who, rep in (("predicted", ev.report), ("baseline_predicted", ev.baseline)):
+        cm = np.zeros((2, 2), int)
+        for y, yhat in zip(t["label"], t[who]):
+            cm[y, yhat] += 1
+        assert cm.tolist() == rep["confusion_matrix"], who
+    assert sum(t["correct"]) == round(ev.report["accuracy"] * ev.n_stamps)
 
 
 def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
@@ -112,6 +125,28 @@ def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
     assert (tmp_path / "cm.png").exists()
     bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--on", "nonsense"])
     assert bad.exit_code != 0 and "Unknown evaluation set" in str(bad.exception or bad.output)
+
+
+def test_evaluate_writes_the_scored_stamps_for_topcat(easy, tmp_path):
+    from astropy.table import Table
+
+    cat, result, root = easy
+    out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
+                                   "--stamps", str(tmp_path / "scored.fits"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    t = Table.read(tmp_path / "scored.fits")
+    assert len(t) == report["n_stamps"] == result.n_test and report["stamps"] == str(tmp_path / "scored.fits")
+    assert {"source_id", "survey", "label", "p_binary", "threshold", "predicted", "correct",
+            "baseline_score", "baseline_predicted"} <= set(t.colnames)
+    assert int(np.sum(t["correct"])) == round(report["report"]["accuracy"] * len(t))
+
+    before = model_row(cat, result.model_id)["metrics"]["evaluation"]
+    bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
+                                   "--stamps", str(tmp_path / "scored.txt")])
+    assert bad.exit_code != 0 and "Cannot tell the format" in str(bad.exception or bad.output)
+    assert not (tmp_path / "scored.txt").exists()
+    assert model_row(cat, result.model_id)["metrics"]["evaluation"] == before
 
 
 def test_thresholds_fitted_at_training_are_refitted_the_same_for_an_older_model(easy):

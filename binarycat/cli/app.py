@@ -505,6 +505,9 @@ def evaluate(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the classical PSF-fit baseline."),
     figure: Optional[Path] = typer.Option(None, help="Confusion-matrix PNG \\[default: models/ID.SET.confusion.png "
                                                      "in the catalogue]."),
+    stamps: Optional[Path] = typer.Option(None, "--stamps", help="Also write one row per scored stamp (label, "
+                                          "p_binary, threshold, CNN and baseline calls) to this .csv, .json, "
+                                          ".parquet, .fits or .vot file."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
@@ -522,12 +525,16 @@ def evaluate(
     Example: [cyan]binarycat evaluate --on unseen --format json[/]
 
     One simulated test sky only: [cyan]binarycat evaluate --on unseen --where "s.source_id >= '100000'"[/]
+
+    The stamps it gets wrong, for TOPCAT: [cyan]binarycat evaluate --on unseen --stamps scored.fits[/]
     """
     from binarycat.model.eb_train import EB_MODEL_KIND
     from binarycat.model.evaluation import evaluate_model
     from binarycat.model.metrics import format_report
     from binarycat.model.predict import MODEL_KIND, model_row
+    from binarycat.queries.export import format_of_path, write_result
 
+    stamps_format = format_of_path(stamps) if stamps else None
     with _open(ctx) as cat:
         rows = [model_row(cat, model)] if model else []
         if not model:
@@ -541,8 +548,11 @@ def evaluate(
         results = [evaluate_model(cat, r["model_id"], on=on, where=where, device=device, baseline=baseline,
                                   figure=figure)
                    if r["kind"] == MODEL_KIND else r for r in rows]
+    scored = next((r for r in results if not isinstance(r, dict)), None)
+    if stamps and scored is not None:
+        write_result(scored.per_stamp, stamps_format, stamps)
     if fmt == "json":
-        out = [r.as_dict() if not isinstance(r, dict) else
+        out = [dict(r.as_dict(), stamps=str(stamps) if stamps else None) if not isinstance(r, dict) else
                {"model_id": r["model_id"], "kind": r["kind"], "test": r["metrics"]["test"],
                 "threshold": r["metrics"].get("threshold")} for r in results]
         print(json.dumps(out[0] if model else out, indent=1))
@@ -552,6 +562,9 @@ def evaluate(
             _print_stored_eb(res)
         else:
             _print_evaluation(res)
+    if stamps and scored is not None:
+        wrong = scored.per_stamp.num_rows - sum(scored.per_stamp.column("correct").to_pylist())
+        console.print(f"Per-stamp table: {stamps} ({scored.per_stamp.num_rows} stamps, {wrong} wrong for the CNN)")
 
 
 def _print_stored_eb(row: dict) -> None:

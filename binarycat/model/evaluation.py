@@ -17,7 +17,8 @@ the model's temperature; and the same report for the classical baseline of
 `binarycat.model.baseline` (a one- versus two-component PSF fit whose per-survey thresholds are
 fitted on the model's own train and validation stamps, never on the evaluated ones). It saves a
 confusion-matrix figure and stores everything in the model's ``models.metrics`` under
-``evaluation.<set>``.
+``evaluation.<set>``. ``Evaluation.per_stamp`` keeps what was decided for each stamp (see
+`stamp_table`), for finding the stamps a model gets wrong; it is returned, not stored.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
@@ -46,8 +48,7 @@ from binarycat.model.thresholds import FIXED_THRESHOLD, fit_survey_thresholds, s
 from binarycat.model.train import predict_logits
 
 __all__ = ["EVALUATION_SETS", "Evaluation", "evaluate_model", "compare_with_baseline", "fitted_thresholds",
-           "model_stamps",
-           "save_confusion_figure"]
+           "model_stamps", "save_confusion_figure", "stamp_table"]
 
 EVALUATION_SETS = ("test", "unseen")
 
@@ -60,7 +61,8 @@ class Evaluation:
     for every survey); ``report_fixed`` and ``per_survey_fixed`` the fixed ``threshold``.
     ``comparison`` maps ``"all"`` and each survey to the CNN's macro-F1 minus the baseline's,
     ``{"difference", "low", "high"}``, with a paired bootstrap 95 % interval (see
-    `compare_with_baseline`).
+    `compare_with_baseline`). ``per_stamp`` is `stamp_table` of the scored stamps; it is left
+    out of `as_dict` (and so of the stored report).
     """
 
     model_id: str
@@ -80,9 +82,39 @@ class Evaluation:
     report_fixed: dict = field(default_factory=dict)
     per_survey_fixed: dict = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
+    per_stamp: pa.Table | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "per_stamp"}
+
+
+def stamp_table(stamps: LabelledStamps, p_binary, thresholds, predicted, baseline_score=None,
+                baseline_predicted=None) -> pa.Table:
+    """One row per scored stamp: what the CNN and the baseline decided, beside the label.
+
+    Columns: ``stamp_id``, ``source_id``, ``survey``, ``label``, ``p_binary`` (calibrated, mean
+    over the model's views), ``threshold`` (the one applied to that stamp), ``predicted``,
+    ``correct``, and ``baseline_score``, ``baseline_predicted`` (null without a baseline).
+    """
+    n = len(stamps)
+    label = np.asarray(stamps.label, dtype=np.int8)
+    predicted = np.asarray(predicted, dtype=np.int8)
+
+    def optional(values, dtype):
+        return pa.nulls(n, dtype) if values is None else pa.array(np.asarray(values), dtype)
+
+    return pa.table({
+        "stamp_id": pa.array(stamps.stamp_id, pa.string()),
+        "source_id": pa.array(stamps.source_id, pa.string()),
+        "survey": pa.array(stamps.survey, pa.string()),
+        "label": pa.array(label, pa.int8()),
+        "p_binary": pa.array(np.asarray(p_binary, dtype=np.float64)),
+        "threshold": pa.array(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n,))),
+        "predicted": pa.array(predicted, pa.int8()),
+        "correct": pa.array(predicted == label),
+        "baseline_score": optional(baseline_score, pa.float64()),
+        "baseline_predicted": optional(baseline_predicted, pa.int8()),
+    })
 
 
 def _splits(catalog: Catalog, model_id: str) -> dict[str, str]:
@@ -266,7 +298,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     p = probabilities(logits, temperature)
     y = stamps.label
     survey_arr = np.asarray(stamps.survey)
-    pred = (p >= stamp_thresholds(threshold_table(thresholds), survey_arr, threshold)).astype(np.int64)
+    cut = stamp_thresholds(threshold_table(thresholds), survey_arr, threshold)
+    pred = (p >= cut).astype(np.int64)
     report, per_survey = survey_reports(y, pred, survey_arr, surveys)
     report_fixed, per_survey_fixed = survey_reports(y, (p >= threshold).astype(np.int64), survey_arr, surveys)
     calibration = {
@@ -276,10 +309,12 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     }
 
     base_report, base_per_survey, comparison = {}, {}, {}
+    base_scores = base_pred = None
     if baseline:
         t = time.perf_counter()
         fitted = fitted_baseline(catalog, row, surveys)
-        base_pred = fitted.predict(_baseline_scores(catalog, stamps), stamps.survey)
+        base_scores = _baseline_scores(catalog, stamps)
+        base_pred = fitted.predict(base_scores, stamps.survey)
         base_report, base_per_survey = survey_reports(y, base_pred, survey_arr, surveys)
         comparison = compare_with_baseline(y, pred, base_pred, survey_arr, surveys)
         timings["baseline"] = time.perf_counter() - t
@@ -292,7 +327,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
 
     result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey,
                         base_report, base_per_survey, calibration, threshold, str(figure), time.perf_counter() - t0, timings, views_of(config),
-                        threshold_table(thresholds), report_fixed, per_survey_fixed, comparison)
+                        threshold_table(thresholds), report_fixed, per_survey_fixed, comparison,
+                        stamp_table(stamps, p, cut, pred, base_scores, base_pred))
     evaluations = dict((row["metrics"] or {}).get("evaluation") or {})
     evaluations[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
     _store_metric(catalog, row, "evaluation", evaluations)

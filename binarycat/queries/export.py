@@ -14,10 +14,27 @@ import pyarrow.parquet as pq
 
 from binarycat.errors import BinarycatError
 
-__all__ = ["FORMATS", "BINARY_FORMATS", "write_result", "to_astropy"]
+__all__ = ["FORMATS", "BINARY_FORMATS", "format_of_path", "write_result", "to_astropy"]
 
 FORMATS = ("table", "csv", "json", "parquet", "fits", "votable")
 BINARY_FORMATS = ("parquet", "fits")
+_SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".fits": "fits", ".fit": "fits",
+                   ".vot": "votable", ".xml": "votable"}
+
+
+def format_of_path(path: str | Path) -> str:
+    """The output format a file name asks for, from its suffix (``.fits`` -> ``"fits"``).
+
+    Raises
+    ------
+    BinarycatError
+        For a suffix that names none of the formats.
+    """
+    fmt = _SUFFIX_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise BinarycatError(f"Cannot tell the format of {str(path)!r} from its suffix; end it in "
+                             f"{', '.join(_SUFFIX_FORMATS)}.")
+    return fmt
 
 
 def to_astropy(table: pa.Table):

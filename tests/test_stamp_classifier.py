@@ -114,39 +114,33 @@ def test_evaluation_report_structure_figure_and_stored_row(easy):
     assert sum(t["correct"]) == round(ev.report["accuracy"] * ev.n_stamps)
 
 
-def test_evaluate_cli_prints_table_2_and_the_baseline(easy, tmp_path):
-    cat, result, root = easy
-    out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
-                                   "--figure", str(tmp_path / "cm.png")])
-    assert out.exit_code == 0, out.output
-    for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error",
-                 "95% interval", "fitted on validation"):
-        assert text in out.output
-    assert (tmp_path / "cm.png").exists()
-    bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--on", "nonsense"])
-    assert bad.exit_code != 0 and "Unknown evaluation set" in str(bad.exception or bad.output)
-
-
-def test_evaluate_writes_the_scored_stamps_for_topcat(easy, tmp_path):
+def test_evaluate_cli_prints_table_2_the_baseline_and_writes_the_scored_stamps(easy, tmp_path):
     from astropy.table import Table
 
     cat, result, root = easy
+    scored = tmp_path / "scored.fits"
     out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
-                                   "--stamps", str(tmp_path / "scored.fits"), "--format", "json"])
+                                   "--figure", str(tmp_path / "cm.png"), "--stamps", str(scored)])
     assert out.exit_code == 0, out.output
-    report = json.loads(out.output)
-    t = Table.read(tmp_path / "scored.fits")
-    assert len(t) == report["n_stamps"] == result.n_test and report["stamps"] == str(tmp_path / "scored.fits")
+    for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error",
+                 "95% interval", "fitted on validation", "Per-stamp table"):
+        assert text in out.output
+    assert (tmp_path / "cm.png").exists()
+
+    t = Table.read(scored)
+    stored = model_row(cat, result.model_id)["metrics"]["evaluation"]
+    assert len(t) == stored["test"]["n_stamps"] == result.n_test
     assert {"source_id", "survey", "label", "p_binary", "threshold", "predicted", "correct",
             "baseline_score", "baseline_predicted"} <= set(t.colnames)
-    assert int(np.sum(t["correct"])) == round(report["report"]["accuracy"] * len(t))
+    assert int(np.sum(t["correct"])) == round(stored["test"]["report"]["accuracy"] * len(t))
 
-    before = model_row(cat, result.model_id)["metrics"]["evaluation"]
+    bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--on", "nonsense"])
+    assert bad.exit_code != 0 and "Unknown evaluation set" in str(bad.exception or bad.output)
     bad = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "evaluate", "--model", result.model_id,
                                    "--stamps", str(tmp_path / "scored.txt")])
     assert bad.exit_code != 0 and "Cannot tell the format" in str(bad.exception or bad.output)
     assert not (tmp_path / "scored.txt").exists()
-    assert model_row(cat, result.model_id)["metrics"]["evaluation"] == before
+    assert model_row(cat, result.model_id)["metrics"]["evaluation"] == stored
 
 
 def test_thresholds_fitted_at_training_are_refitted_the_same_for_an_older_model(easy):

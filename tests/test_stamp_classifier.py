@@ -301,13 +301,14 @@ def test_a_model_fine_tuned_with_survey_conditioning_starts_as_itself(easy):
 
 def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
     """Training is deterministic on CPU, so averaging epoch 2 alone, epoch 3 alone and both
-    gives three models whose weights satisfy mean(w2, w3) = w23."""
+    gives three models whose weights satisfy mean(w2, w3) = w23. The averaging does not depend on
+    the network, so the cheaper torchvision stem, one view and 40 sources keep it quick."""
     cat = easy[0]
 
     def run(epochs, average_from):
         config = TrainConfig(epochs=epochs, batch_size=16, input_size=32, learning_rate=1e-3, lr_step=100,
-                             patience=10, average_from=average_from)
-        result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+                             patience=10, average_from=average_from, arch="resnet34", views=1)
+        result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where="s.source_id < '00040'")
         row = model_row(cat, result.model_id)
         model, _ = load_catalog_checkpoint(cat, row["checkpoint"])
         return dict(model.named_parameters()), row["metrics"], result

@@ -718,6 +718,7 @@ def main() -> None:
 
 from binarycat.cli import eb_cmds as _eb_cmds  # noqa: E402,F401  (registers eb train|predict)
 from binarycat.cli import lightcurve_cmds as _lightcurve_cmds  # noqa: E402,F401  (registers lightcurves ingest|fetch)
+from binarycat.cli import model_cmds as _model_cmds  # noqa: E402,F401  (registers models list|export|import)
 from binarycat.cli import report_cmds as _report_cmds  # noqa: E402,F401  (registers report, label serve)
 
 

@@ -138,6 +138,16 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert "Binary candidates across surveys" in proc.stdout or "candidates" in proc.stdout
     out = run("--catalog", tmp_path / "cat", "query", "select count(*) as n from binary_flags", "-f", "json").stdout
     assert json.loads(out)[0]["n"] > 0
+    # the CALNet model moves to another catalogue with its split of TIC ids
+    models = json.loads(invoke("--catalog", tmp_path / "cat", "models", "list", "-f", "json").output)
+    assert {m["kind"] for m in models} == {"stamp_classifier", "eb_calnet"}
+    calnet = next(m["model_id"] for m in models if m["kind"] == "eb_calnet")
+    assert invoke("--catalog", tmp_path / "cat", "models", "export", calnet, tmp_path / "eb.zip").exit_code == 0
+    out = invoke("--catalog", tmp_path / "other", "models", "import", tmp_path / "eb.zip").output
+    assert f"Imported {calnet}" in out and "TIC ids" in out
+    split = "select tic_id, split from eb_splits order by tic_id"
+    there = run("--catalog", tmp_path / "other", "query", split, "-f", "json").stdout
+    assert json.loads(there) == json.loads(run("--catalog", tmp_path / "cat", "query", split, "-f", "json").stdout)
 
 
 def test_init_removes_orphan_shards_only(workflow):

@@ -33,7 +33,7 @@ def test_it_learns_labels_that_only_the_survey_decides():
     survey = torch.tensor([0] * 8 + [1] * 8)
     y = survey.clone()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(40):
+    for _ in range(25):  # 20 steps suffice for seeds 1, 2 and 3
         opt.zero_grad()
         torch.nn.functional.cross_entropy(stamp_logits(net, x, survey), y).backward()
         opt.step()

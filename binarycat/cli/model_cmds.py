@@ -41,6 +41,12 @@ def models_list(
             err_console.print(f"{table.num_rows} models written to {output}")
 
 
+def _members(result) -> str:
+    from binarycat.model.eb_train import EB_MODEL_KIND
+
+    return f"{result.n_split} {'TIC ids' if result.kind == EB_MODEL_KIND else 'sources'} in its splits"
+
+
 def _report(result, fmt: str, text: str) -> None:
     if fmt == "json":
         print(json.dumps(result.as_dict(), indent=1))
@@ -68,7 +74,7 @@ def models_export(
     with _open(ctx) as cat:
         res = export_model(cat, model_id, path, overwrite=force)
     size = path.stat().st_size / 2**20
-    _report(res, fmt, f"Exported {res.model_id} ({res.kind}, {res.n_split} sources in its splits) "
+    _report(res, fmt, f"Exported {res.model_id} ({res.kind}, {_members(res)}) "
                       f"to {res.path} ({size:.1f} MiB).")
 
 
@@ -91,4 +97,4 @@ def models_import(
     with _open(ctx, create=True) as cat:
         res = import_model(cat, path)
     verb = "Imported" if res.status == "imported" else "Already in the catalogue, unchanged:"
-    _report(res, fmt, f"{verb} {res.model_id} ({res.kind}, {res.n_split} sources in its splits) from {res.path}.")
+    _report(res, fmt, f"{verb} {res.model_id} ({res.kind}, {_members(res)}) from {res.path}.")

@@ -160,3 +160,19 @@ def test_models_cli_lists_exports_and_imports(trained, tmp_path):
     assert bad.exit_code != 0 and "not a binarycat model archive" in str(bad.exception)
     bad = cli("--catalog", a, "models", "export", model_id, archive)
     assert bad.exit_code != 0 and "--force" in str(bad.exception)
+
+
+def test_import_refuses_a_split_whose_ids_name_other_stars_here(trained, tmp_path):
+    _, sim, cat, model_id = trained
+    archive = export_model(cat, model_id, tmp_path / "m.zip").path
+    other = init_catalog(tmp_path / "other")
+    import_sources(other, sim.sources_csv)
+    seen = cat.sql("select min(source_id) from splits where model_id = ?", [model_id]).fetchone()[0]
+    other.sql("update sources set dec = dec + 0.01 where source_id = ?", [seen])  # 36" away: another star
+    before = _state(other)
+    with pytest.raises(BinarycatError, match=rf"1 of the \d+ sources .*\(e\.g\. {seen} lies 36\.0\""):
+        import_model(other, archive)
+    assert _state(other) == before
+    other.sql("update sources set dec = dec - 0.01 + 0.1 / 3600 where source_id = ?", [seen])  # 0.1": the same star
+    assert import_model(other, archive).status == "imported"
+    other.close()

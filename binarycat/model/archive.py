@@ -11,13 +11,16 @@ The archive holds::
     model.json      the models row (model_id, kind, surveys, params, split_seed, metrics,
                     created_at), the catalogue schema version it was trained in, the size and
                     SHA-256 of the checkpoint, and the binarycat version that wrote it
-    splits.parquet  which sources (or TIC ids) the model trained, validated and was tested on
+    splits.parquet  which sources (or TIC ids) the model trained, validated and was tested on,
+                    with each source's ICRS position when the exporting catalogue has it
     checkpoint.pt   the weights and configuration, exactly as in ``models/``
 
 The split travels with the model because it is what keeps an evaluation honest:
 ``evaluate --on unseen`` scores only sources in none of the model's splits, and
-``train --init-from`` keeps them where they were. Source ids mean the same star only within
-one catalogue's source list, so import a model into a catalogue whose ids you trust.
+``train --init-from`` keeps them where they were. Source ids name the same star only within
+one source list, so the import compares positions: a split source whose id the catalogue holds
+at a position more than `ID_MATCH_ARCSEC` away makes the import fail, since the split would
+then mark another star as seen.
 
 Examples
 --------
@@ -47,10 +50,13 @@ from binarycat.model.checkpoints import load_checkpoint
 from binarycat.model.eb_train import EB_MODEL_KIND
 from binarycat.model.train import MODEL_KIND
 
-__all__ = ["ARCHIVE_FORMAT", "ModelTransfer", "export_model", "import_model", "read_manifest"]
+__all__ = ["ARCHIVE_FORMAT", "ID_MATCH_ARCSEC", "ModelTransfer", "export_model", "import_model", "read_manifest"]
 
 #: ``model.json["format"]``; the number after the slash changes when the layout does.
 ARCHIVE_FORMAT = "binarycat-model-archive/1"
+
+#: A split source and the catalogue's source of the same id are one star if this close (arcsec).
+ID_MATCH_ARCSEC = 1.0
 
 #: Where each kind of model keeps its split, and the key column there.
 _SPLIT_TABLES = {MODEL_KIND: ("splits", "source_id", pa.string()),
@@ -137,9 +143,15 @@ def export_model(catalog: Catalog, model_id: str, path: str | os.PathLike, *, ov
     if not checkpoint.is_file():
         raise BinarycatError(f"The checkpoint of {model_id}, {checkpoint}, is missing.")
     weights = checkpoint.read_bytes()
-    split = catalog.sql(f"select {key}, split from {table} where model_id = ? order by {key}", [model_id]).fetchall()
-    splits = pa.table({key: pa.array([s[0] for s in split], key_type),
-                       "split": pa.array([s[1] for s in split], pa.string())})
+    if key == "source_id":
+        split = catalog.sql("select p.source_id, p.split, s.ra, s.dec from splits p left join sources s "
+                            "using (source_id) where p.model_id = ? order by p.source_id", [model_id]).fetchall()
+    else:
+        split = catalog.sql(f"select {key}, split from {table} where model_id = ? order by {key}", [model_id]).fetchall()
+    columns = {key: pa.array([s[0] for s in split], key_type), "split": pa.array([s[1] for s in split], pa.string())}
+    if key == "source_id":
+        columns.update(ra=pa.array([s[2] for s in split], pa.float64()), dec=pa.array([s[3] for s in split], pa.float64()))
+    splits = pa.table(columns)
     buffer = io.BytesIO()
     pq.write_table(splits, buffer)
     manifest = {
@@ -203,12 +215,39 @@ def read_manifest(path: str | os.PathLike) -> dict:
         return _manifest(zf, path)
 
 
+def _check_ids_name_the_same_stars(catalog: Catalog, ids: list, ra: list, dec: list, model_id: str) -> None:
+    """Refuse a split whose source ids the catalogue holds at other positions."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    known = [(i, r, d) for i, r, d in zip(ids, ra, dec) if r is not None and d is not None]
+    if not known:
+        return
+    there = catalog.sql("select k.source_id, s.ra, s.dec from (select unnest(?::VARCHAR[]) as source_id) k "
+                        "join sources s using (source_id)", [[k[0] for k in known]]).fetchall()
+    if not there:
+        return
+    theirs = {i: (r, d) for i, r, d in there}
+    pairs = [(i, r, d, *theirs[i]) for i, r, d in known if i in theirs]
+    ours = SkyCoord([p[1] for p in pairs] * u.deg, [p[2] for p in pairs] * u.deg)
+    here = SkyCoord([p[3] for p in pairs] * u.deg, [p[4] for p in pairs] * u.deg)
+    sep = ours.separation(here).arcsec
+    clash = [(p[0], s) for p, s in zip(pairs, sep) if s > ID_MATCH_ARCSEC]
+    if clash:
+        first, far = clash[0]
+        raise BinarycatError(
+            f"{len(clash)} of the {len(pairs)} sources in {model_id}'s split that this catalogue also holds "
+            f"are other stars here (e.g. {first} lies {far:.1f}\" from where the model saw it), so its split "
+            "would mark unseen stars as seen; import it into a catalogue whose source ids match.")
+
+
 def import_model(catalog: Catalog, path: str | os.PathLike) -> ModelTransfer:
     """Add the model in archive ``path`` to ``catalog``: its row, its split and its checkpoint.
 
     Everything is checked before anything is written: the archive's layout, the checkpoint's
-    SHA-256, that the catalogue has the schema version the model was trained in, and that the
-    weights load into the architecture they name. Importing the same archive again changes
+    SHA-256, that the catalogue has the schema version the model was trained in, that split
+    sources the catalogue also holds sit where the model saw them, and that the weights load
+    into the architecture they name. Importing the same archive again changes
     nothing (status ``"unchanged"``); a different model under an id the catalogue already
     holds is refused.
 
@@ -241,6 +280,10 @@ def import_model(catalog: Catalog, path: str | os.PathLike) -> ModelTransfer:
         raise BinarycatError(f"The splits.parquet of {path} cannot be read: {str(exc).splitlines()[0]}") from None
     if not set(names) <= {"train", "validation", "test"}:
         raise BinarycatError(f"The splits.parquet of {path} holds splits other than train, validation and test.")
+
+    if "ra" in splits.column_names and "dec" in splits.column_names:
+        _check_ids_name_the_same_stars(catalog, keys, splits.column("ra").to_pylist(),
+                                       splits.column("dec").to_pylist(), model_id)
 
     relative = f"models/{model_id}.pt"
     target = catalog.resolve(relative)

@@ -124,7 +124,7 @@ def test_import_refuses_bad_archives_and_writes_nothing(trained, tmp_path):
     other.close()
 
 
-def test_models_cli_lists_exports_and_imports(trained, tmp_path):
+def test_models_cli_lists_exports_and_imports(trained, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from binarycat.cli.app import app
@@ -160,6 +160,9 @@ def test_models_cli_lists_exports_and_imports(trained, tmp_path):
     assert bad.exit_code != 0 and "not a binarycat model archive" in str(bad.exception)
     bad = cli("--catalog", a, "models", "export", model_id, archive)
     assert bad.exit_code != 0 and "--force" in str(bad.exception)
+    monkeypatch.chdir(tmp_path)
+    assert cli("--catalog", a, "models", "export", model_id).exit_code == 0  # default name: MODEL_ID.zip
+    assert read_manifest(tmp_path / f"{model_id}.zip")["model_id"] == model_id
 
 
 def test_import_refuses_a_split_whose_ids_name_other_stars_here(trained, tmp_path):

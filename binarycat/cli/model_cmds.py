@@ -58,7 +58,7 @@ def _report(result, fmt: str, text: str) -> None:
 def models_export(
     ctx: typer.Context,
     model_id: str = typer.Argument(..., help="The model, as `binarycat models list` names it."),
-    path: Path = typer.Argument(..., help="The archive to write (a zip file, e.g. MODEL_ID.zip)."),
+    path: Optional[Path] = typer.Argument(None, help="The archive to write, a zip file \\[default: MODEL_ID.zip]."),
     force: bool = typer.Option(False, "--force", help="Replace PATH if it exists."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
@@ -71,6 +71,7 @@ def models_export(
     """
     from binarycat.model.archive import export_model
 
+    path = path or Path(f"{model_id}.zip")
     with _open(ctx) as cat:
         res = export_model(cat, model_id, path, overwrite=force)
     size = path.stat().st_size / 2**20

@@ -134,24 +134,20 @@ def export_model(catalog: Catalog, model_id: str, path: str | os.PathLike, *, ov
         raise BinarycatError(f"{path} already exists; pass --force to replace it.")
     cur = catalog.sql("select model_id, kind, surveys, params, split_seed, metrics, checkpoint, created_at "
                       "from models where model_id = ?", [model_id])
-    found = cur.fetchone()
-    if found is None:
+    found = cur.fetchall()
+    if not found:
         raise BinarycatError(f"No model {model_id!r} in the catalogue; `binarycat models list` shows them.")
-    row = dict(zip([d[0] for d in cur.description], found))
-    table, key, key_type = _split_table(row["kind"])
+    row = dict(zip([d[0] for d in cur.description], found[0]))
+    table, key, _ = _split_table(row["kind"])
     checkpoint = catalog.resolve(row["checkpoint"])
     if not checkpoint.is_file():
         raise BinarycatError(f"The checkpoint of {model_id}, {checkpoint}, is missing.")
     weights = checkpoint.read_bytes()
-    if key == "source_id":
-        split = catalog.sql("select p.source_id, p.split, s.ra, s.dec from splits p left join sources s "
-                            "using (source_id) where p.model_id = ? order by p.source_id", [model_id]).fetchall()
-    else:
-        split = catalog.sql(f"select {key}, split from {table} where model_id = ? order by {key}", [model_id]).fetchall()
-    columns = {key: pa.array([s[0] for s in split], key_type), "split": pa.array([s[1] for s in split], pa.string())}
-    if key == "source_id":
-        columns.update(ra=pa.array([s[2] for s in split], pa.float64()), dec=pa.array([s[3] for s in split], pa.float64()))
-    splits = pa.table(columns)
+    # stamp models also carry each source's position, which `import_model` checks ids against
+    positions = ", s.ra, s.dec" if key == "source_id" else ""
+    join = "left join sources s using (source_id)" if key == "source_id" else ""
+    splits = catalog.con.sql(f"select p.{key}, p.split{positions} from {table} p {join} "
+                             f"where p.model_id = ? order by p.{key}", params=[model_id]).to_arrow_table()
     buffer = io.BytesIO()
     pq.write_table(splits, buffer)
     manifest = {
@@ -164,7 +160,7 @@ def export_model(catalog: Catalog, model_id: str, path: str | os.PathLike, *, ov
         "schema_version": catalog.schema_version,
         "checkpoint_sha256": _sha256(weights),
         "checkpoint_bytes": len(weights),
-        "n_split": len(split),
+        "n_split": splits.num_rows,
         "written_by": f"binarycat {_binarycat_version()}",
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +173,7 @@ def export_model(catalog: Catalog, model_id: str, path: str | os.PathLike, *, ov
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return ModelTransfer(model_id, row["kind"], path, len(split), "exported")
+    return ModelTransfer(model_id, row["kind"], path, splits.num_rows, "exported")
 
 
 def _open_archive(path: Path) -> zipfile.ZipFile:

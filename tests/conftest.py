@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,16 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from binarycat.catalog.store import Catalog
+
+# CLI output is checked as text: one width whatever terminal runs the tests (xdist workers get 80).
+os.environ["COLUMNS"] = "200"
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # pytest -n N: N workers share the cores, so each one's torch (and the CLI processes it
+    # starts) takes its share instead of all of them; see binarycat.model.device.cpu_threads.
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 
 @pytest.fixture

@@ -7,16 +7,27 @@ import os
 
 import torch
 
-__all__ = ["pick_device", "autocast", "configure_cpu", "adam"]
+__all__ = ["pick_device", "autocast", "configure_cpu", "cpu_threads", "adam"]
+
+
+def cpu_threads() -> int:
+    """Threads torch should use on CPU: ``OMP_NUM_THREADS`` if set, else every core allowed.
+
+    A batch scheduler (SLURM, PBS) or a parallel test run sets ``OMP_NUM_THREADS`` to the
+    cores it gave this process; taking every core of a shared node instead would oversubscribe it.
+    """
+    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def configure_cpu() -> None:
-    """Let torch use every core this process may run on."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    torch.set_num_threads(max(1, n))
+    """Let torch use `cpu_threads` threads: every core this process may run on, by default."""
+    torch.set_num_threads(cpu_threads())
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -41,7 +41,6 @@ checkpoint's ``"views"`` flips and rotations of each stamp (`binarycat.model.sym
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
@@ -61,7 +60,7 @@ from binarycat.catalog.flags import update_binary_flags
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint
-from binarycat.model.device import autocast, configure_cpu, pick_device
+from binarycat.model.device import autocast, configure_cpu, cpu_threads, pick_device
 from binarycat.model.networks import stamp_logits, survey_indices
 from binarycat.model.preprocess import stamps_to_tensor
 from binarycat.model.symmetry import view_averaged_logits, views_of
@@ -319,13 +318,6 @@ class _Prefetch:
             self._thread.join()
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _one_torch_thread() -> None:
     """Preprocessing threads run their torch ops (resampling, copies) on their own core.
 
@@ -522,7 +514,7 @@ def predict_stamps(
     background = dev.type != "cpu" if prefetch is None else bool(prefetch)
     first = FIRST_BATCH if background else None
     threads = torch.get_num_threads()      # (also settles this thread's torch thread count)
-    workers = ThreadPoolExecutor(max_workers=_cores() if dev.type == "cpu" else min(8, _cores()),
+    workers = ThreadPoolExecutor(max_workers=cpu_threads() if dev.type == "cpu" else min(8, cpu_threads()),
                                  thread_name_prefix="binarycat-predict-prep", initializer=_one_torch_thread)
     reader = _Prefetch(lambda: _batches(catalog, by_shard, config, batch_size, dev, first, workers),
                        PREFETCH_BATCHES, background=background)

@@ -93,6 +93,10 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
                               "separation_range")
     assert_one_sentence_error(run("simulate", tmp_path / "s", "--flux-ratio-range", "0.2,1.5", ok=False),
                               "flux_ratio_range")
+    assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "airy", ok=False),
+                              "Unknown PSF profile", "moffat")
+    assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "moffat", "--moffat-beta", "0.5", ok=False),
+                              "beta")
     assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]

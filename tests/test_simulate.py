@@ -519,3 +519,84 @@ def test_a_range_option_moves_only_its_own_column(option, column, lo, hi, middle
 def test_a_bad_range_is_refused(option, bad):
     with pytest.raises(BinarycatError, match=option):
         sim.simulate_sources(3, **{option: bad})
+
+
+# ------------------------------------------------------------------------------------------
+# Moffat PSFs
+# ------------------------------------------------------------------------------------------
+
+
+def _fwhm_along_row(model: np.ndarray, c: int) -> float:
+    """Full width at half maximum (pixels) of the row through a profile centred on pixel (c, c)."""
+    row = model[c] / model[c, c]
+    right = row[c:]
+    i = int(np.argmax(right < 0.5))
+    return 2.0 * float(np.interp(0.5, right[[i, i - 1]], [i, i - 1]))
+
+
+@pytest.mark.parametrize("fwhm_pix", [6.0, 10.0])
+def test_moffat_has_its_fwhm_its_flux_and_wings_a_gaussian_lacks(fwhm_pix):
+    n, c = 201, 100.0
+    moffat = sim._render_model(n, [c], [c], [1.0], sim._PSF("moffat", fwhm_pix, 2.5))
+    gauss = sim._render_model(n, [c], [c], [1.0], sim._PSF("gaussian", fwhm_pix))
+    for model in (moffat, gauss):
+        assert _fwhm_along_row(model, int(c)) == pytest.approx(fwhm_pix, rel=0.03)
+    # a beta = 2.5 Moffat puts (1 + R**2/gamma**2)**-1.5 of its flux beyond R; the stamp holds the rest
+    gamma = fwhm_pix / (2 * math.sqrt(2 ** (1 / 2.5) - 1))
+    assert moffat.sum() == pytest.approx(1 - (1 + (c / gamma) ** 2) ** -1.5, rel=2e-3)
+    at_3_fwhm = int(round(c + 3 * fwhm_pix))
+    assert moffat[int(c), at_3_fwhm] / moffat.max() > 1e-3 and gauss[int(c), at_3_fwhm] / gauss.max() < 1e-9
+
+
+def test_moffat_pixels_are_pixel_averages():
+    """The sub-pixel rule against a brute-force 25 x 25 average of every pixel, off-centre."""
+    n, x, y, fwhm, beta = 41, 19.3, 21.7, 2.2, 3.0
+    image = sim._moffat_image(n, x, y, fwhm, beta)
+    gamma = fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))
+    sub = (np.arange(25) + 0.5) / 25 - 0.5
+    g = (np.arange(n)[:, None] + sub[None, :]).ravel()
+    fine = (beta - 1) / (math.pi * gamma**2) * (1 + ((g[None, :] - x) ** 2 + (g[:, None] - y) ** 2) / gamma**2) ** -beta
+    exact = fine.reshape(n, 25, n, 25).mean(axis=(1, 3))
+    assert np.abs(image - exact).max() < 0.004 * exact.max()
+    # pixel centres alone would be far off at this sampling
+    centres = (beta - 1) / (math.pi * gamma**2) * (
+        1 + ((np.arange(n)[None, :] - x) ** 2 + (np.arange(n)[:, None] - y) ** 2) / gamma**2) ** -beta
+    assert np.abs(centres - exact).max() > 0.02 * exact.max()
+
+
+def test_moffat_sky_keeps_the_label_rule_and_says_its_psf(tmp_path):
+    res = sim.simulate_sky(tmp_path / "m", n_sources=12, seed=3, surveys=["PanSTARRS", "HST"],
+                           psf="moffat", moffat_beta=3.0)
+    gauss = sim.simulate_sky(tmp_path / "g", n_sources=12, seed=3, surveys=["PanSTARRS", "HST"])
+    for path in sorted((res.out_dir / "PanSTARRS").glob("*.fits"))[:3]:
+        header = fits.getheader(path)
+        assert header["PSF"] == "MOFFAT" and header["PSFBETA"] == 3.0
+        other = fits.getheader(gauss.out_dir / "PanSTARRS" / path.name)
+        assert other["PSF"] == "GAUSSIAN" and "PSFBETA" not in other
+        assert fits.getdata(path).shape == fits.getdata(gauss.out_dir / "PanSTARRS" / path.name).shape
+    truth = sim.read_truth(res.truth_csv)
+    rule = sim.resolved_label(truth["is_binary"] == 1, truth["separation_arcsec"], truth["fwhm_arcsec"],
+                              truth["companion_snr"])
+    assert np.array_equal(np.asarray(truth["label"]), rule)
+    # the same sources and the same seed: only the pixels differ
+    assert sim.read_sources(res.sources_csv).pformat() == sim.read_sources(gauss.sources_csv).pformat()
+    # the same arguments again give the same bytes
+    again = sim.simulate_sky(tmp_path / "m2", n_sources=12, seed=3, surveys=["PanSTARRS", "HST"],
+                             psf="moffat", moffat_beta=3.0)
+    assert _all_bytes(res.out_dir) == _all_bytes(again.out_dir)
+    sources = sim.read_sources(res.sources_csv)
+    hst = next(iter(truth[truth["survey"] == "HST"]))
+    row = sources[list(sources["source_id"]).index(hst["source_id"])]
+    image, header, _ = sim.render_stamp(row, "HST", "V", seed=3, psf="moffat", moffat_beta=3.0)
+    with fits.open(sim.stamp_path(res.out_dir, row["source_id"], get_survey("HST"), "V")) as hdul:
+        assert np.array_equal(hdul[0].data, image)
+
+
+@pytest.mark.parametrize("psf,beta,words", [("airy", 2.5, "Unknown PSF profile"), ("moffat", 1.0, "beta"),
+                                            ("moffat", float("nan"), "beta")])
+def test_bad_psf_arguments_are_refused(tmp_path, psf, beta, words):
+    with pytest.raises(BinarycatError, match=words):
+        sim.simulate_sky(tmp_path / "x", n_sources=2, psf=psf, moffat_beta=beta)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(BinarycatError, match=words):
+        sim.render_stamp(_single(), "HST", "V", psf=psf, moffat_beta=beta)

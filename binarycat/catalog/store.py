@@ -11,6 +11,9 @@ A catalogue is one directory::
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -52,6 +55,7 @@ class Catalog:
     def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
+        self._released = False
         db = self.path / DB_NAME
         if not db.exists():
             if not create or read_only:
@@ -63,10 +67,7 @@ class Catalog:
         if not read_only:
             for sub in SUBDIRS:
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(db), read_only=read_only)
-        except duckdb.Error as exc:
-            raise BinarycatError(f"Cannot open {db}: {_first_line(exc)}") from None
+        self.con = self._connect()
         try:
             self._check_version()
         except BaseException:
@@ -74,8 +75,62 @@ class Catalog:
             raise
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        db = self.path / DB_NAME
+        try:
+            return duckdb.connect(str(db), read_only=self.read_only)
+        except duckdb.Error as exc:
+            raise BinarycatError(f"Cannot open {db}: {_first_line(exc)}") from None
+
     def close(self) -> None:
         self.con.close()
+
+    @contextmanager
+    def released(self, *, wait_minutes: float = 30.0,
+                 on_wait: Callable[[str], object] | None = None) -> Iterator[Catalog]:
+        """Close the database file for a long computation that needs nothing from it, then reopen it.
+
+        DuckDB lets a process that writes a database file hold it alone: while it is open here,
+        no other process can open it, not even to read. A training run that has read its stamps
+        into memory releases the file, so ``binarycat query`` or an ingest can run beside it.
+
+        Parameters
+        ----------
+        wait_minutes : float
+            On reopening, how long to wait for another process that holds the file meanwhile
+            (an ingest, a query) to let it go, retrying every two seconds.
+        on_wait : callable, optional
+            Called once with a sentence when reopening has to wait.
+
+        Raises
+        ------
+        BinarycatError
+            When the file is still held by another process after ``wait_minutes``.
+
+        Examples
+        --------
+        >>> with cat.released():                                    # doctest: +SKIP
+        ...     model = train_for_hours(stamps_in_memory)
+        """
+        self.con.close()
+        self._released = True
+        try:
+            yield self
+        finally:
+            deadline = time.monotonic() + 60.0 * wait_minutes
+            told = False
+            while True:
+                try:
+                    self.con = self._connect()
+                    self._released = False
+                    break
+                except BinarycatError as exc:
+                    if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                        raise
+                    if on_wait is not None and not told:
+                        on_wait(f"Waiting for another process to let go of {self.path / DB_NAME}.")
+                        told = True
+                    time.sleep(2.0)
 
     def __enter__(self) -> "Catalog":
         return self
@@ -84,6 +139,8 @@ class Catalog:
         self.close()
 
     def __repr__(self) -> str:
+        if self._released:
+            return f"<Catalog {str(self.path)!r} released>"
         mode = "read-only" if self.read_only else "read-write"
         return f"<Catalog {str(self.path)!r} schema v{self.schema_version} {mode}>"
 

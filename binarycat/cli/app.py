@@ -443,7 +443,7 @@ def train(
                          split_seed=split_seed)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=where, device=device,
-                                     progress=_epoch_progress(bars))
+                                     progress=_epoch_progress(bars), on_wait=err_console.print)
     if fmt == "json":
         print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
                           "calibration": res.calibration, "thresholds": res.thresholds, "seconds": res.seconds},

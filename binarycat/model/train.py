@@ -282,6 +282,7 @@ def train_stamp_classifier(
     where: str | None = None,
     device: str | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    on_wait: Callable[[str], object] | None = None,
 ) -> TrainResult:
     """Train a ResNet34 from scratch on the labelled stamps of ``surveys``.
 
@@ -305,6 +306,9 @@ def train_stamp_classifier(
         ``"cpu"`` or ``"cuda"``; default CUDA when present.
     progress : callable, optional
         ``progress(epoch, epochs, info)`` after every epoch, ``info`` holding loss and val F1.
+    on_wait : callable, optional
+        Called with a sentence if, when training ends, another process holds the catalogue's
+        database file: it is released while the network trains (`Catalog.released`).
     """
     config = config or TrainConfig()
     t0 = time.perf_counter()
@@ -333,91 +337,95 @@ def train_stamp_classifier(
                             noise_fraction=config.noise_augment, **geometry)
     val_ds = StampDataset(catalog, parts["validation"], config.input_size, **geometry)
     test_ds = StampDataset(catalog, parts["test"], config.input_size, **geometry)
-    loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(config.seed), drop_last=False)
+    schema_version = catalog.schema_version
+    # Everything below until the model is stored works on the stamps in memory; releasing the
+    # database file lets `binarycat query`, an ingest or a report run beside an hours-long run.
+    with catalog.released(on_wait=on_wait):
+        loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
-    arch_kwargs = _arch_kwargs(config, surveys)
-    model = build(config.arch, **arch_kwargs)
-    if initial is not None:
-        _load_initial(model, initial, config.init_from)
-    model = model.to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    counts = np.bincount(parts["train"].label, minlength=2).astype(float)
-    weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    opt = adam(model.parameters(), config.learning_rate)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+        arch_kwargs = _arch_kwargs(config, surveys)
+        model = build(config.arch, **arch_kwargs)
+        if initial is not None:
+            _load_initial(model, initial, config.init_from)
+        model = model.to(dev)
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        counts = np.bincount(parts["train"].label, minlength=2).astype(float)
+        weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+        opt = adam(model.parameters(), config.learning_rate)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
-    best_f1, best_state, best_epoch, history = -1.0, None, 0, []
-    averaged, average_f1 = None, None
-    stopped = "epochs"
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total, n = 0.0, 0
-        for xb, yb, sb in loader:
-            xb, yb = xb.to(dev), yb.to(dev)
-            if dev.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev):
-                loss = loss_fn(stamp_logits(model, xb, sb).float(), yb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(yb)
-            n += len(yb)
-        sched.step()
-        precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch),
-                          survey=train_ds.survey)
-        _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
-        val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
-        info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
-        if config.average_from is not None and epoch >= config.average_from:
-            if averaged is None:
-                averaged = AveragedModel(model)
-            averaged.update_parameters(model)
-            average = _settled_average(averaged, train_ds.x, dev, config.seed + epoch, train_ds.survey)
-            _, average_pred = evaluate_split(average, val_ds, dev, config.threshold)
-            average_f1 = classification_report(parts["validation"].label, average_pred)["macro avg"]["f1"]
-            info["val_macro_f1_average"] = average_f1
-        history.append(info)
-        if val_f1 > best_f1:
-            best_f1, best_epoch = val_f1, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if progress:
-            progress(epoch, config.epochs, info)
-        if epoch - best_epoch >= config.patience:
-            stopped = "patience"
-            break
-        if config.max_minutes is not None and time.perf_counter() - t0 >= 60 * config.max_minutes:
-            stopped = "max_minutes"
-            break
-    if averaged is not None:
-        model = average
-    else:
-        model.load_state_dict(best_state)
+        best_f1, best_state, best_epoch, history = -1.0, None, 0, []
+        averaged, average_f1 = None, None
+        stopped = "epochs"
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total, n = 0.0, 0
+            for xb, yb, sb in loader:
+                xb, yb = xb.to(dev), yb.to(dev)
+                if dev.type == "cuda":
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                opt.zero_grad(set_to_none=True)
+                with autocast(dev):
+                    loss = loss_fn(stamp_logits(model, xb, sb).float(), yb)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(yb)
+                n += len(yb)
+            sched.step()
+            precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch),
+                              survey=train_ds.survey)
+            _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
+            val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
+            info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
+            if config.average_from is not None and epoch >= config.average_from:
+                if averaged is None:
+                    averaged = AveragedModel(model)
+                averaged.update_parameters(model)
+                average = _settled_average(averaged, train_ds.x, dev, config.seed + epoch, train_ds.survey)
+                _, average_pred = evaluate_split(average, val_ds, dev, config.threshold)
+                average_f1 = classification_report(parts["validation"].label, average_pred)["macro avg"]["f1"]
+                info["val_macro_f1_average"] = average_f1
+            history.append(info)
+            if val_f1 > best_f1:
+                best_f1, best_epoch = val_f1, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            if progress:
+                progress(epoch, config.epochs, info)
+            if epoch - best_epoch >= config.patience:
+                stopped = "patience"
+                break
+            if config.max_minutes is not None and time.perf_counter() - t0 >= 60 * config.max_minutes:
+                stopped = "max_minutes"
+                break
+        if averaged is not None:
+            model = average
+        else:
+            model.load_state_dict(best_state)
 
-    val_logits = predict_logits(model, val_ds.x, dev, views=config.views, survey=val_ds.survey)
-    temperature = fit_temperature(val_logits, parts["validation"].label)
-    test_logits = predict_logits(model, test_ds.x, dev, views=config.views, survey=test_ds.survey)
-    calibration = {
-        "temperature": temperature,
-        "ece_validation_before": expected_calibration_error(probabilities(val_logits), parts["validation"].label),
-        "ece_validation_after": expected_calibration_error(probabilities(val_logits, temperature),
-                                                           parts["validation"].label),
-        "ece_test_before": expected_calibration_error(probabilities(test_logits), parts["test"].label),
-        "ece_test_after": expected_calibration_error(probabilities(test_logits, temperature), parts["test"].label),
-    }
-    p_val = probabilities(val_logits, temperature)
-    thresholds = fit_survey_thresholds(p_val, parts["validation"].label, parts["validation"].survey,
-                                       prefer=config.threshold) if config.thresholds == "validation" else None
-    p_test = probabilities(test_logits, temperature)
-    y_test = parts["test"].label
-    surveys_test = np.array(parts["test"].survey)
-    at = stamp_thresholds(threshold_table(thresholds), surveys_test, config.threshold)
-    report, per_survey = survey_reports(y_test, (p_test >= at).astype(np.int64), surveys_test, surveys)
-    report_fixed, per_survey_fixed = survey_reports(y_test, (p_test >= config.threshold).astype(np.int64),
-                                                    surveys_test, surveys)
+        val_logits = predict_logits(model, val_ds.x, dev, views=config.views, survey=val_ds.survey)
+        temperature = fit_temperature(val_logits, parts["validation"].label)
+        test_logits = predict_logits(model, test_ds.x, dev, views=config.views, survey=test_ds.survey)
+        calibration = {
+            "temperature": temperature,
+            "ece_validation_before": expected_calibration_error(probabilities(val_logits), parts["validation"].label),
+            "ece_validation_after": expected_calibration_error(probabilities(val_logits, temperature),
+                                                               parts["validation"].label),
+            "ece_test_before": expected_calibration_error(probabilities(test_logits), parts["test"].label),
+            "ece_test_after": expected_calibration_error(probabilities(test_logits, temperature), parts["test"].label),
+        }
+        p_val = probabilities(val_logits, temperature)
+        thresholds = fit_survey_thresholds(p_val, parts["validation"].label, parts["validation"].survey,
+                                           prefer=config.threshold) if config.thresholds == "validation" else None
+        p_test = probabilities(test_logits, temperature)
+        y_test = parts["test"].label
+        surveys_test = np.array(parts["test"].survey)
+        at = stamp_thresholds(threshold_table(thresholds), surveys_test, config.threshold)
+        report, per_survey = survey_reports(y_test, (p_test >= at).astype(np.int64), surveys_test, surveys)
+        report_fixed, per_survey_fixed = survey_reports(y_test, (p_test >= config.threshold).astype(np.int64),
+                                                        surveys_test, surveys)
 
     model_id = _model_id(surveys, config, data.stamp_id)
     checkpoint = f"models/{model_id}.pt"
@@ -426,7 +434,7 @@ def train_stamp_classifier(
         "normalisation": NORMALISATION,
         "geometry": GEOMETRY if config.input_scale_arcsec else "square-resample-v1",
         "surveys": surveys, "best_epoch": best_epoch, "temperature": temperature,
-        "schema_version": catalog.schema_version, "where": where,
+        "schema_version": schema_version, "where": where,
     }
     save_checkpoint(catalog.resolve(checkpoint), model, model_config)
     metrics = {

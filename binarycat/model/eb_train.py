@@ -115,6 +115,7 @@ def train_eb_classifier(
     catalog: Catalog, features: EBFeatures, config: EBTrainConfig | None = None, *,
     preprocessing: dict | None = None, device: str | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    on_wait: Callable[[str], object] | None = None,
 ) -> EBTrainResult:
     """Train CALNet on labelled light curves and record it in ``models`` and ``eb_splits``.
 
@@ -130,6 +131,9 @@ def train_eb_classifier(
     preprocessing : dict, optional
         A description of how ``features`` were made, stored with the model so prediction
         prepares light curves the same way.
+    on_wait : callable, optional
+        Called with a sentence if, when training ends, another process holds the catalogue's
+        database file: it is released while the network trains (`Catalog.released`).
     """
     config = config or EBTrainConfig()
     t0 = time.perf_counter()
@@ -146,50 +150,53 @@ def train_eb_classifier(
             raise BinarycatError(
                 f"Too few labelled light curves: the {name} split needs eclipsing binaries and others.")
 
-    loader = DataLoader(EBDataset(parts["train"], augment=True, reverse=config.reverse, seed=config.seed),
-                        batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(config.seed))
-    arch_kwargs = {"width": config.width, "dropout": config.dropout,
-                   "n_scalars": N_SCALARS if config.amplitude else 0}
-    model = build("calnet", **arch_kwargs).to(dev)
-    counts = np.bincount(parts["train"].label, minlength=2).astype(float)
-    weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    # The network trains on the light curves in memory; releasing the database file meanwhile
+    # lets other processes query or ingest into the catalogue.
+    with catalog.released(on_wait=on_wait):
+        loader = DataLoader(EBDataset(parts["train"], augment=True, reverse=config.reverse, seed=config.seed),
+                            batch_size=config.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(config.seed))
+        arch_kwargs = {"width": config.width, "dropout": config.dropout,
+                       "n_scalars": N_SCALARS if config.amplitude else 0}
+        model = build("calnet", **arch_kwargs).to(dev)
+        counts = np.bincount(parts["train"].label, minlength=2).astype(float)
+        weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+        opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
 
-    best, best_state, best_epoch, history = -1.0, None, 0, []
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total, n = 0.0, 0
-        for lc, pg, sc, y in loader:
-            lc, pg, sc, y = lc.to(dev), pg.to(dev), sc.to(dev), y.to(dev)
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev):
-                loss = loss_fn(model(lc, pg, sc).float(), y)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(y)
-            n += len(y)
-        sched.step()
-        p_val = _p_eb(model, parts["validation"], dev)
-        rep = classification_report(parts["validation"].label, p_val >= 0.5, EB_CLASS_NAMES)
-        score = rep["EB"]["f1"] + 1e-3 * rep["macro avg"]["f1"]
-        info = {"epoch": epoch, "loss": total / max(n, 1), "val_f1_eb": rep["EB"]["f1"],
-                "val_recall_eb": rep["EB"]["recall"]}
-        history.append(info)
-        if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
-        if progress:
-            progress(epoch, config.epochs, info)
-        if epoch - best_epoch >= config.patience:
-            break
-    model.load_state_dict(best_state)
+        best, best_state, best_epoch, history = -1.0, None, 0, []
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total, n = 0.0, 0
+            for lc, pg, sc, y in loader:
+                lc, pg, sc, y = lc.to(dev), pg.to(dev), sc.to(dev), y.to(dev)
+                opt.zero_grad(set_to_none=True)
+                with autocast(dev):
+                    loss = loss_fn(model(lc, pg, sc).float(), y)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(y)
+                n += len(y)
+            sched.step()
+            p_val = _p_eb(model, parts["validation"], dev)
+            rep = classification_report(parts["validation"].label, p_val >= 0.5, EB_CLASS_NAMES)
+            score = rep["EB"]["f1"] + 1e-3 * rep["macro avg"]["f1"]
+            info = {"epoch": epoch, "loss": total / max(n, 1), "val_f1_eb": rep["EB"]["f1"],
+                    "val_recall_eb": rep["EB"]["recall"]}
+            history.append(info)
+            if score > best:
+                best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+            if progress:
+                progress(epoch, config.epochs, info)
+            if epoch - best_epoch >= config.patience:
+                break
+        model.load_state_dict(best_state)
 
-    threshold = choose_threshold(_p_eb(model, parts["validation"], dev), parts["validation"].label,
-                                 config.target_recall)
-    p_test = _p_eb(model, parts["test"], dev)
-    report = classification_report(parts["test"].label, p_test >= threshold, EB_CLASS_NAMES)
+        threshold = choose_threshold(_p_eb(model, parts["validation"], dev), parts["validation"].label,
+                                     config.target_recall)
+        p_test = _p_eb(model, parts["test"], dev)
+        report = classification_report(parts["test"].label, p_test >= threshold, EB_CLASS_NAMES)
 
     model_id = _model_id(config, features.lightcurve_id, json.dumps(preprocessing or {}, sort_keys=True))
     checkpoint = f"models/{model_id}.pt"

@@ -19,6 +19,7 @@ from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.device import autocast, pick_device
 from binarycat.model.eb_data import N_SCALARS, EBDataset, EBFeatures, split_by_tic
+from binarycat.model.epochs import train_epoch
 from binarycat.model.metrics import classification_report
 from binarycat.model.networks import build
 from binarycat.model.predict import model_row
@@ -165,24 +166,19 @@ def train_eb_classifier(
         opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
 
+        def batch_loss(batch):
+            lc, pg, sc, y = (t.to(dev) for t in batch)
+            with autocast(dev):
+                return loss_fn(model(lc, pg, sc).float(), y), len(y)
+
         best, best_state, best_epoch, history = -1.0, None, 0, []
         for epoch in range(1, config.epochs + 1):
-            model.train()
-            total, n = 0.0, 0
-            for lc, pg, sc, y in loader:
-                lc, pg, sc, y = lc.to(dev), pg.to(dev), sc.to(dev), y.to(dev)
-                opt.zero_grad(set_to_none=True)
-                with autocast(dev):
-                    loss = loss_fn(model(lc, pg, sc).float(), y)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(y)
-                n += len(y)
+            mean_loss = train_epoch(model, loader, opt, batch_loss)
             sched.step()
             p_val = _p_eb(model, parts["validation"], dev)
             rep = classification_report(parts["validation"].label, p_val >= 0.5, EB_CLASS_NAMES)
             score = rep["EB"]["f1"] + 1e-3 * rep["macro avg"]["f1"]
-            info = {"epoch": epoch, "loss": total / max(n, 1), "val_f1_eb": rep["EB"]["f1"],
+            info = {"epoch": epoch, "loss": mean_loss, "val_f1_eb": rep["EB"]["f1"],
                     "val_recall_eb": rep["EB"]["recall"]}
             history.append(info)
             if score > best:

@@ -21,6 +21,7 @@ from binarycat.model.calibration import expected_calibration_error, fit_temperat
 from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
 from binarycat.model.device import adam, autocast, pick_device
+from binarycat.model.epochs import train_epoch
 from binarycat.model.metrics import classification_report, survey_reports
 from binarycat.model.networks import build, conditioning_surveys, stamp_logits
 from binarycat.model.preprocess import GEOMETRY, NORMALISATION
@@ -357,29 +358,25 @@ def train_stamp_classifier(
         opt = adam(model.parameters(), config.learning_rate)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
+        def batch_loss(batch):
+            xb, yb, sb = batch
+            xb, yb = xb.to(dev), yb.to(dev)
+            if dev.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(dev):
+                return loss_fn(stamp_logits(model, xb, sb).float(), yb), len(yb)
+
         best_f1, best_state, best_epoch, history = -1.0, None, 0, []
         averaged, average_f1 = None, None
         stopped = "epochs"
         for epoch in range(1, config.epochs + 1):
-            model.train()
-            total, n = 0.0, 0
-            for xb, yb, sb in loader:
-                xb, yb = xb.to(dev), yb.to(dev)
-                if dev.type == "cuda":
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                opt.zero_grad(set_to_none=True)
-                with autocast(dev):
-                    loss = loss_fn(stamp_logits(model, xb, sb).float(), yb)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(yb)
-                n += len(yb)
+            mean_loss = train_epoch(model, loader, opt, batch_loss)
             sched.step()
             precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed + epoch),
                               survey=train_ds.survey)
             _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
             val_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
-            info = {"epoch": epoch, "loss": total / max(n, 1), "val_macro_f1": val_f1}
+            info = {"epoch": epoch, "loss": mean_loss, "val_macro_f1": val_f1}
             if config.average_from is not None and epoch >= config.average_from:
                 if averaged is None:
                     averaged = AveragedModel(model)

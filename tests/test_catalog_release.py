@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -64,6 +63,22 @@ def test_reopening_gives_up_after_its_wait(tmp_path):
     with pytest.raises(BinarycatError, match="Cannot open .*lock"):
         with cat.released(wait_minutes=0.05):
             holder = _hold(cat.path, 30.0)
+    holder.kill()
+    holder.wait()
+
+
+def test_an_error_inside_comes_out_at_once_and_the_catalogue_reopens(tmp_path):
+    cat = Catalog(tmp_path / "c")
+    with pytest.raises(ValueError, match="inside"):
+        with cat.released(wait_minutes=5):
+            raise ValueError("inside")
+    assert cat.table_count("sources") == 0 and "released" not in repr(cat)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="inside"):
+        with cat.released(wait_minutes=5):
+            holder = _hold(cat.path, 30.0)
+            raise ValueError("inside")
+    assert time.monotonic() - start < 20  # not the five minutes a clean exit would wait
     holder.kill()
     holder.wait()
 

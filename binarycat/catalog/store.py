@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -116,21 +116,27 @@ class Catalog:
         self._released = True
         try:
             yield self
-        finally:
-            deadline = time.monotonic() + 60.0 * wait_minutes
-            told = False
-            while True:
-                try:
-                    self.con = self._connect()
-                    self._released = False
-                    break
-                except BinarycatError as exc:
-                    if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                        raise
-                    if on_wait is not None and not told:
-                        on_wait(f"Waiting for another process to let go of {self.path / DB_NAME}.")
-                        told = True
-                    time.sleep(2.0)
+        except BaseException:
+            with suppress(BinarycatError):  # the error inside matters more than a busy file
+                self._reopen(0.0, None)
+            raise
+        self._reopen(wait_minutes, on_wait)
+
+    def _reopen(self, wait_minutes: float, on_wait: Callable[[str], object] | None) -> None:
+        deadline = time.monotonic() + 60.0 * wait_minutes
+        told = False
+        while True:
+            try:
+                self.con = self._connect()
+                self._released = False
+                return
+            except BinarycatError as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+                if on_wait is not None and not told:
+                    on_wait(f"Waiting for another process to let go of {self.path / DB_NAME}.")
+                    told = True
+                time.sleep(2.0)
 
     def __enter__(self) -> "Catalog":
         return self

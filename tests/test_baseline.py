@@ -11,7 +11,8 @@ from binarycat.ingest.fits_io import FitsImage, read_image
 from binarycat.ingest.simulate import read_truth, render_stamp, simulate_sky
 from binarycat.ingest.stacking import group_by_prefix, stack_images
 from binarycat.ingest.surveys import get_survey
-from binarycat.model.baseline import BASELINE_NAME, PairBaseline, PairFit, fit_pair, pair_scores
+from binarycat.model.baseline import (BASELINE_NAME, BASELINE_NAMES, PairBaseline, PairFit, baseline_name, fit_pair,
+                                      pair_scores)
 from binarycat.model.metrics import classification_report
 
 
@@ -37,9 +38,9 @@ def _stack(source, survey, **render_kw):
     return stack_images(images)[0]
 
 
-def _fit(image, survey):
+def _fit(image, survey, profile="gaussian"):
     s = get_survey(survey)
-    return fit_pair(image, s.pixel_scale_arcsec, s.fwhm_arcsec)
+    return fit_pair(image, s.pixel_scale_arcsec, s.fwhm_arcsec, profile)
 
 
 @pytest.mark.parametrize("survey", ["PanSTARRS", "HST"])
@@ -94,7 +95,31 @@ def test_large_fine_stamp_is_block_averaged_and_still_measured():
     assert single.score < 8.0
 
 
+@pytest.mark.parametrize("survey", ["PanSTARRS", "HST"])
+def test_moffat_fit_does_not_take_a_bright_single_with_wings_for_a_pair(survey):
+    # A Gaussian cannot follow a beta-2.5 Moffat's wings; the Moffat family can.
+    image = _stack(_source(mag_r=13.0), survey, psf="moffat", moffat_beta=2.5)
+    gaussian, moffat = _fit(image, survey), _fit(image, survey, "moffat")
+    assert moffat.score < 4.0, moffat
+    assert gaussian.score > 2.0 * moffat.score + 4.0, (gaussian, moffat)
+
+
+@pytest.mark.parametrize("psf", ["gaussian", "moffat"])
+def test_moffat_fit_measures_a_resolved_pair_of_either_profile(psf):
+    image = _stack(_source(mag_r=16.0, sep=2.0, ratio=0.5), "PanSTARRS", psf=psf)
+    fit = _fit(image, "PanSTARRS", "moffat")
+    assert fit.score > 50.0
+    assert fit.separation_arcsec == pytest.approx(2.0, rel=0.05)
+    assert fit.flux_ratio == pytest.approx(0.5, abs=0.1)
+    single = _fit(_stack(_source(mag_r=16.0), "PanSTARRS", psf=psf), "PanSTARRS", "moffat")
+    assert single.score < 8.0
+
+
 def test_bad_inputs_raise_binarycat_error():
+    with pytest.raises(BinarycatError, match="lorentz"):
+        fit_pair(np.zeros((10, 10)), 0.25, 1.1, "lorentz")
+    with pytest.raises(BinarycatError, match="gaussian, moffat"):
+        baseline_name("airy")
     with pytest.raises(BinarycatError):
         fit_pair(np.zeros((3, 10, 10)), 0.25, 1.1)
     with pytest.raises(BinarycatError):
@@ -138,6 +163,9 @@ def test_as_dict_round_trip():
         PairBaseline.from_dict({"baseline": "cnn", "thresholds": {}})
     with pytest.raises(BinarycatError):
         PairBaseline.from_dict({"baseline": BASELINE_NAME, "thresholds": {"HST": "high"}})
+    moffat = PairBaseline.fit([1.0, 9.0], [0, 1], ["HST", "HST"], name=baseline_name("moffat"))
+    assert PairBaseline.from_dict(moffat.as_dict()) == moffat != PairBaseline(moffat.thresholds)
+    assert moffat.as_dict()["baseline"] == BASELINE_NAMES["moffat"] != BASELINE_NAME
 
 
 def test_baseline_beats_chance_on_a_simulated_sky(tmp_path):

@@ -70,6 +70,22 @@ def easy(tmp_path_factory):
     cat.close()
 
 
+def test_moffat_baseline_is_stored_beside_the_gaussian_one(easy):
+    cat, result, root = easy
+    gauss = evaluate_model(cat, result.model_id, on="test", device="cpu")
+    moffat = evaluate_model(cat, result.model_id, on="test", device="cpu", baseline_psf="moffat")
+    assert (gauss.baseline_name, moffat.baseline_name) == ("psf-pair-fit-v1", "psf-pair-fit-moffat-v1")
+    assert moffat.on == "test [moffat]" and moffat.report == gauss.report
+    assert moffat.baseline["macro avg"]["support"] == gauss.baseline["macro avg"]["support"] == gauss.n_stamps
+    stored = model_row(cat, result.model_id)["metrics"]
+    assert stored["baseline"]["name"] == "psf-pair-fit-v1"
+    assert stored["baseline-moffat"]["name"] == "psf-pair-fit-moffat-v1"
+    assert set(stored["evaluation"]) >= {"test", "test [moffat]"}
+    assert stored["evaluation"]["test [moffat]"]["baseline"] == moffat.baseline
+    with pytest.raises(BinarycatError, match="lorentz"):
+        evaluate_model(cat, result.model_id, on="test", device="cpu", baseline_psf="lorentz")
+
+
 def test_tiny_training_beats_chance_on_stamps_it_never_saw(easy):
     cat, result, root = easy
     _add_sky(cat, root / "new", 1000, 40, seed=2)

@@ -52,6 +52,16 @@ is about 0 and the source sits at the centre. For one stamp, `fit_pair`:
    most of the false positives. `fit_pair` also returns the fitted separation (arcsec) and
    flux ratio (fainter / brighter) for reporting, whatever the score.
 
+PSF family
+----------
+``profile="moffat"`` (the ``psf-pair-fit-moffat-v1`` baseline) replaces the Gaussians of
+step 3 by circular Moffats ``(1 + r**2 / alpha**2) ** -beta`` averaged over each pixel, with
+the power index beta fitted as a second shape parameter shared by both stars (started at 3,
+kept within 1.1 to 51, where a Moffat is all but a Gaussian). Real PSFs have wings that a
+Gaussian lacks; fitted with Gaussians, a bright single star with wings leaves a ring of
+residual that a second component partly absorbs, so the Gaussian baseline calls such stars
+pairs. The Moffat family contains (nearly) the Gaussian, and is about three times slower.
+
 Decision rule
 -------------
 A stamp is called a resolved binary when its score exceeds its survey's threshold:
@@ -89,6 +99,8 @@ from binarycat.model.metrics import macro_f1_at_thresholds
 
 __all__ = [
     "BASELINE_NAME",
+    "BASELINE_NAMES",
+    "PSF_PROFILES",
     "FIT_RADIUS_ARCSEC",
     "MAX_SEPARATION_ARCSEC",
     "MIN_SEPARATION_FWHM",
@@ -97,9 +109,15 @@ __all__ = [
     "PairBaseline",
     "fit_pair",
     "pair_scores",
+    "baseline_name",
 ]
 
 BASELINE_NAME = "psf-pair-fit-v1"
+"""The default baseline: pixel-integrated Gaussians."""
+PSF_PROFILES: tuple[str, ...] = ("gaussian", "moffat")
+"""The PSF families `fit_pair` can fit."""
+BASELINE_NAMES: dict[str, str] = {"gaussian": BASELINE_NAME, "moffat": "psf-pair-fit-moffat-v1"}
+"""The baseline's name for each PSF family (stored with its thresholds)."""
 
 FIT_RADIUS_ARCSEC = 3.0
 """Radius of the fitted region around the stamp centre (arcsec)."""
@@ -183,14 +201,98 @@ def _profile(grid: np.ndarray, centre: float, sigma: float) -> np.ndarray:
     return 0.5 * (cdf[:, 1] - cdf[:, 0])
 
 
-class _Problem:
-    """Selected pixels of one crop and the weighted linear algebra of the two models.
+def _check_profile(profile) -> str:
+    if profile not in PSF_PROFILES:
+        raise BinarycatError(f"Unknown PSF profile {profile!r} for the baseline; choose one of "
+                             f"{', '.join(PSF_PROFILES)}.")
+    return profile
 
-    ``select`` picks the fitted pixels; both models of one comparison use the same pixels and
-    weights, so their chi-squares can be subtracted.
+
+def baseline_name(profile: str = "gaussian") -> str:
+    """The name of the baseline that fits ``profile`` PSFs (``BASELINE_NAMES[profile]``).
+
+    Raises
+    ------
+    BinarycatError
+        For a profile not in `PSF_PROFILES`.
+    """
+    return BASELINE_NAMES[_check_profile(profile)]
+
+
+class _Gaussian:
+    """Pixel-integrated circular Gaussians; one shape parameter, the log of the width sigma."""
+
+    n_shape = 1
+
+    def __init__(self, fwhm_pix: float):
+        self.start = [math.log(max(fwhm_pix * _FWHM_TO_SIGMA, 0.3))]
+
+    @staticmethod
+    def _sigma(shape) -> float:
+        return math.exp(min(max(shape[0], -3.0), 4.0))
+
+    def at(self, ys, xs, yi, xi, x0: float, y0: float, shape) -> np.ndarray:
+        s = self._sigma(shape)
+        return _profile(ys, y0, s)[yi] * _profile(xs, x0, s)[xi]
+
+    def image(self, shape_yx, x0: float, y0: float, shape) -> np.ndarray:
+        s = self._sigma(shape)
+        ys, xs = np.arange(shape_yx[0], dtype=float), np.arange(shape_yx[1], dtype=float)
+        return np.outer(_profile(ys, y0, s), _profile(xs, x0, s))
+
+
+class _Moffat:
+    """Circular Moffats ``(1 + r**2 / alpha**2) ** -beta``, averaged over each pixel.
+
+    Two shape parameters: the log of the Gaussian-equivalent width ``FWHM / 2.3548`` (so the
+    start and limits are those of `_Gaussian`) and ``log(beta - 1)``, beta kept within
+    [1.1, 51]; a large beta is all but a Gaussian, so this family contains the other. Pixels
+    are averaged over ``o x o`` sub-pixels, ``o = ceil(4 / FWHM in pixels)`` (1 to 4): enough
+    for HST's 1.6-pixel FWHM, and 1 (pixel centres) for Pan-STARRS.
     """
 
-    def __init__(self, crop: np.ndarray, select: np.ndarray, weight: np.ndarray | float):
+    n_shape = 2
+
+    def __init__(self, fwhm_pix: float):
+        self.start = [math.log(max(fwhm_pix * _FWHM_TO_SIGMA, 0.3)), math.log(_MOFFAT_START_BETA - 1.0)]
+        o = int(min(4, max(1, math.ceil(4.0 / max(fwhm_pix, 1e-3)))))
+        self.offsets = (np.arange(o) + 0.5) / o - 0.5
+
+    @staticmethod
+    def _alpha_beta(shape) -> tuple[float, float]:
+        fwhm = math.exp(min(max(shape[0], -3.0), 4.0)) / _FWHM_TO_SIGMA
+        beta = 1.0 + math.exp(min(max(shape[1], math.log(0.1)), math.log(50.0)))
+        return fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0)), beta
+
+    def _values(self, dy: np.ndarray, dx: np.ndarray, shape) -> np.ndarray:
+        alpha, beta = self._alpha_beta(shape)
+        oy = self.offsets[:, None, None]
+        ox = self.offsets[None, :, None]
+        r2 = ((dy[None, None, :] + oy) ** 2 + (dx[None, None, :] + ox) ** 2) / alpha**2
+        return (beta - 1.0) / (math.pi * alpha**2) * np.mean(np.power(1.0 + r2, -beta), axis=(0, 1))
+
+    def at(self, ys, xs, yi, xi, x0: float, y0: float, shape) -> np.ndarray:
+        return self._values(ys[yi] - y0, xs[xi] - x0, shape)
+
+    def image(self, shape_yx, x0: float, y0: float, shape) -> np.ndarray:
+        yy, xx = np.indices(shape_yx, dtype=float)
+        return self._values(yy.ravel() - y0, xx.ravel() - x0, shape).reshape(shape_yx)
+
+
+_MOFFAT_START_BETA = 3.0
+_FAMILIES = {"gaussian": _Gaussian, "moffat": _Moffat}
+
+
+class _Problem:
+    """Selected pixels of one crop and the weighted linear algebra of the one- and two-star models.
+
+    ``select`` picks the fitted pixels; both models of one comparison use the same pixels and
+    weights, so their chi-squares can be subtracted. ``theta`` holds one (x, y) per star, then
+    the family's shape parameters, shared by the stars.
+    """
+
+    def __init__(self, crop: np.ndarray, select: np.ndarray, weight: np.ndarray | float, family):
+        self.family = family
         self.ys = np.arange(crop.shape[0], dtype=float)
         self.xs = np.arange(crop.shape[1], dtype=float)
         self.yi, self.xi = np.nonzero(select)
@@ -199,17 +301,14 @@ class _Problem:
         self.weight = np.broadcast_to(w if w.ndim == 0 else w[self.yi, self.xi], self.data.shape)
         self.wdata = self.data * self.weight
 
-    def component(self, x0: float, y0: float, s: float) -> np.ndarray:
-        """A unit-flux pixel-integrated Gaussian at the selected pixels."""
-        return _profile(self.ys, y0, s)[self.yi] * _profile(self.xs, x0, s)[self.xi]
-
     def design(self, theta: np.ndarray) -> np.ndarray:
-        """Columns: one unit-flux Gaussian per (x, y) pair in ``theta[:-1]``, then the background."""
-        s = math.exp(min(max(theta[-1], -3.0), 4.0))
-        n = (len(theta) - 1) // 2
+        """Columns: one unit-flux star per (x, y) pair in ``theta``, then the background."""
+        k = self.family.n_shape
+        n = (len(theta) - k) // 2
+        shape = theta[2 * n:]
         cols = np.empty((len(self.data), n + 1))
         for i in range(n):
-            cols[:, i] = self.component(theta[2 * i], theta[2 * i + 1], s)
+            cols[:, i] = self.family.at(self.ys, self.xs, self.yi, self.xi, theta[2 * i], theta[2 * i + 1], shape)
         cols[:, n] = 1.0
         return cols
 
@@ -231,13 +330,12 @@ class _Problem:
         return res.x, coef, float(resid @ resid)
 
 
-def _model_image(shape, theta: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """The fitted components (without the background) on a whole crop."""
-    ys, xs = np.arange(shape[0], dtype=float), np.arange(shape[1], dtype=float)
-    s = math.exp(min(max(theta[-1], -3.0), 4.0))
+def _model_image(shape, theta: np.ndarray, coef: np.ndarray, family) -> np.ndarray:
+    """The fitted stars (without the background) on a whole crop."""
+    n = (len(theta) - family.n_shape) // 2
     out = np.zeros(shape)
-    for i in range((len(theta) - 1) // 2):
-        out += coef[i] * np.outer(_profile(ys, theta[2 * i + 1], s), _profile(xs, theta[2 * i], s))
+    for i in range(n):
+        out += coef[i] * family.image(shape, theta[2 * i], theta[2 * i + 1], theta[2 * n:])
     return out
 
 
@@ -270,8 +368,8 @@ def _outer_sigma(image: np.ndarray, cy: float, cx: float, radius_pix: float) -> 
     return median, sigma
 
 
-def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float) -> PairFit:
-    """Fit one and two pixel-integrated Gaussians to the centre of a stamp; score the pair.
+def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float, profile: str = "gaussian") -> PairFit:
+    """Fit one and two PSFs to the centre of a stamp; score the pair.
 
     Parameters
     ----------
@@ -282,6 +380,10 @@ def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float) -> PairFit:
     fwhm_arcsec : float
         The survey's PSF FWHM (arcsec), ``Survey.fwhm_arcsec``; it sets the starting width,
         the smoothing before the residual peak search and the smallest plausible separation.
+    profile : {"gaussian", "moffat"}
+        The PSF family fitted: pixel-integrated Gaussians (``psf-pair-fit-v1``), or Moffats
+        whose power index beta is fitted too (``psf-pair-fit-moffat-v1``), for PSFs with
+        wings. The stars of one fit share one width (and beta).
 
     Returns
     -------
@@ -293,8 +395,9 @@ def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float) -> PairFit:
     Raises
     ------
     BinarycatError
-        For an image that is not 2-D or a non-positive pixel scale or FWHM.
+        For an image that is not 2-D, a non-positive pixel scale or FWHM, or an unknown profile.
     """
+    _check_profile(profile)
     img = np.asarray(image, dtype=float)
     if img.ndim != 2:
         raise BinarycatError(f"A stamp must be a 2-D image, not an array of shape {img.shape}.")
@@ -326,11 +429,12 @@ def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float) -> PairFit:
     near = _disc(crop.shape, ccy, ccx, max(fwhm_pix, 1.5)) & mask
     py, px = divmod(int(np.argmax(np.where(near, smooth, -np.inf))), crop.shape[1]) if near.any() \
         else (ccy, ccx)
-    theta0 = np.array([px, py, math.log(max(psf_sigma, 0.3))], dtype=float)
-    theta1, coef1, _ = _Problem(crop, mask & _disc(crop.shape, py, px, local), 1.0 / sigma).fit(theta0)
+    family = _FAMILIES[profile](fwhm_pix)
+    theta0 = np.array([px, py, *family.start], dtype=float)
+    theta1, coef1, _ = _Problem(crop, mask & _disc(crop.shape, py, px, local), 1.0 / sigma, family).fit(theta0)
 
     # The second component starts at the brightest peak of the smoothed residual.
-    model1 = _model_image(crop.shape, theta1, coef1)
+    model1 = _model_image(crop.shape, theta1, coef1, family)
     resid = np.where(mask, crop - model1 - coef1[-1], 0.0)
     rs = ndimage.gaussian_filter(resid, max(psf_sigma, 0.5), mode="constant")
     peaks = (rs == ndimage.maximum_filter(rs, size=max(3, int(2 * fwhm_pix) | 1))) & mask
@@ -342,13 +446,13 @@ def fit_pair(image, pixel_scale_arcsec: float, fwhm_arcsec: float) -> PairFit:
     # Both models on the same pixels (near either component) with the same weights.
     select = mask & (_disc(crop.shape, theta1[1], theta1[0], local) | _disc(crop.shape, qy, qx, local))
     weight = 1.0 / (sigma * np.sqrt(1.0 + (PSF_MISMATCH * np.maximum(model1, 0.0) / sigma) ** 2))
-    prob = _Problem(crop, select, weight)
+    prob = _Problem(crop, select, weight, family)
     _, _, chi2_one = prob.fit(theta1)
-    theta2, coef2, chi2_two = prob.fit(np.array([theta1[0], theta1[1], qx, qy, theta1[2]], dtype=float))
+    theta2, coef2, chi2_two = prob.fit(np.array([theta1[0], theta1[1], qx, qy, *theta1[2:]], dtype=float))
     if min(coef2[0], coef2[1]) <= 0:
         # The fit can collapse onto one star (a +/- dipole) when the single Gaussian sat between
         # two near-equal stars; retry with the first star mirrored about that centre.
-        start = np.array([2 * theta1[0] - qx, 2 * theta1[1] - qy, qx, qy, theta1[2]], dtype=float)
+        start = np.array([2 * theta1[0] - qx, 2 * theta1[1] - qy, qx, qy, *theta1[2:]], dtype=float)
         retry = prob.fit(start)
         if retry[2] < chi2_two:
             theta2, coef2, chi2_two = retry
@@ -370,7 +474,7 @@ def _plausible(theta2: np.ndarray, coef2: np.ndarray, fwhm_pix: float, scale: fl
                 and sep_pix * scale <= MAX_SEPARATION_ARCSEC)
 
 
-def pair_scores(arrays: Sequence, pixel_scales, fwhms) -> np.ndarray:
+def pair_scores(arrays: Sequence, pixel_scales, fwhms, profile: str = "gaussian") -> np.ndarray:
     """`fit_pair` scores of many stamps.
 
     Parameters
@@ -379,6 +483,8 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms) -> np.ndarray:
         The stamps.
     pixel_scales, fwhms : float or sequence of float
         Pixel scale and PSF FWHM (arcsec) of each stamp, or one value for all.
+    profile : {"gaussian", "moffat"}
+        The PSF family fitted (see `fit_pair`).
 
     Returns
     -------
@@ -388,8 +494,9 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms) -> np.ndarray:
     Raises
     ------
     BinarycatError
-        When the lengths differ, or for a bad stamp, scale or FWHM (see `fit_pair`).
+        When the lengths differ, or for a bad stamp, scale, FWHM or profile (see `fit_pair`).
     """
+    _check_profile(profile)
     arrays = list(arrays)
     n = len(arrays)
     scales = np.broadcast_to(np.asarray(pixel_scales, dtype=float), (n,)) if np.ndim(pixel_scales) == 0 \
@@ -400,7 +507,7 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms) -> np.ndarray:
         raise BinarycatError(
             f"pair_scores needs one pixel scale and one FWHM per stamp: got {n} stamps, "
             f"{len(scales)} pixel scales and {len(widths)} FWHMs.")
-    return np.array([fit_pair(a, s, w).score for a, s, w in zip(arrays, scales, widths)],
+    return np.array([fit_pair(a, s, w, profile).score for a, s, w in zip(arrays, scales, widths)],
                     dtype=np.float64)
 
 
@@ -436,12 +543,15 @@ class PairBaseline:
     thresholds : dict of str to float
         One threshold per survey, keyed by the registry's canonical survey name (or the name
         as given, for a survey the registry does not know).
+    name : str
+        Which baseline scored the stamps (a value of `BASELINE_NAMES`; default the Gaussian fit).
     """
 
     thresholds: dict[str, float] = field(default_factory=dict)
+    name: str = BASELINE_NAME
 
     @classmethod
-    def fit(cls, scores, labels, surveys) -> "PairBaseline":
+    def fit(cls, scores, labels, surveys, name: str = BASELINE_NAME) -> "PairBaseline":
         """Choose, for each survey, the threshold that maximises macro-F1 on the given stamps.
 
         Parameters
@@ -452,6 +562,8 @@ class PairBaseline:
             Truth labels, 0 or 1.
         surveys : sequence of str
             Survey name of each stamp (aliases are folded to the canonical name).
+        name : str
+            The baseline that gave the scores (`baseline_name`).
 
         Returns
         -------
@@ -481,7 +593,7 @@ class PairBaseline:
         for key in sorted(set(keys)):
             sel = keys == key
             thresholds[key] = _best_threshold(scores[sel], labels[sel])
-        return cls(thresholds)
+        return cls(thresholds, name)
 
     def predict(self, scores, surveys) -> np.ndarray:
         """0/1 labels: ``score > thresholds[survey]``.
@@ -514,15 +626,15 @@ class PairBaseline:
                 if key not in self.thresholds:
                     known = ", ".join(sorted(self.thresholds)) or "none"
                     raise BinarycatError(
-                        f"The {BASELINE_NAME} baseline has no threshold for survey {s!r}; "
+                        f"The {self.name} baseline has no threshold for survey {s!r}; "
                         f"it was fitted on: {known}.")
                 cache[s] = self.thresholds[key]
             cut[i] = cache[s]
         return (scores > cut).astype(np.int8)
 
     def as_dict(self) -> dict:
-        """A JSON-ready dict: ``{"baseline": BASELINE_NAME, "thresholds": {...}}``."""
-        return {"baseline": BASELINE_NAME,
+        """A JSON-ready dict: ``{"baseline": name, "thresholds": {...}}``."""
+        return {"baseline": self.name,
                 "thresholds": {k: float(v) for k, v in sorted(self.thresholds.items())}}
 
     @classmethod
@@ -534,14 +646,15 @@ class PairBaseline:
         BinarycatError
             For a dict of another baseline, or thresholds that are not numbers.
         """
-        if not isinstance(d, Mapping) or d.get("baseline") != BASELINE_NAME:
+        if not isinstance(d, Mapping) or d.get("baseline") not in BASELINE_NAMES.values():
             got = d.get("baseline") if isinstance(d, Mapping) else type(d).__name__
-            raise BinarycatError(f"Not a {BASELINE_NAME} baseline (got {got!r}).")
+            raise BinarycatError(f"Not a baseline of {', '.join(BASELINE_NAMES.values())} (got {got!r}).")
+        name = d["baseline"]
         raw = d.get("thresholds")
         if not isinstance(raw, Mapping):
-            raise BinarycatError(f"A {BASELINE_NAME} baseline needs a 'thresholds' mapping.")
+            raise BinarycatError(f"A {name} baseline needs a 'thresholds' mapping.")
         try:
             thresholds = {str(k): float(v) for k, v in raw.items()}
         except (TypeError, ValueError):
-            raise BinarycatError(f"The thresholds of a {BASELINE_NAME} baseline must be numbers.") from None
-        return cls(thresholds)
+            raise BinarycatError(f"The thresholds of a {name} baseline must be numbers.") from None
+        return cls(thresholds, name)

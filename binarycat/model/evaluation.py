@@ -34,7 +34,7 @@ import pyarrow as pa
 from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
-from binarycat.model.baseline import BASELINE_NAME, PairBaseline, pair_scores
+from binarycat.model.baseline import BASELINE_NAME, PairBaseline, baseline_name, pair_scores
 from binarycat.model.calibration import expected_calibration_error, probabilities
 from binarycat.model.checkpoints import load_catalog_checkpoint
 from binarycat.model.data import LabelledStamps, labelled_stamps
@@ -61,7 +61,7 @@ class Evaluation:
     for every survey); ``report_fixed`` and ``per_survey_fixed`` the fixed ``threshold``.
     ``comparison`` maps ``"all"`` and each survey to the CNN's macro-F1 minus the baseline's,
     ``{"difference", "low", "high"}``, with a paired bootstrap 95 % interval (see
-    `compare_with_baseline`). ``per_stamp`` is `stamp_table` of the scored stamps; it is left
+    `compare_with_baseline`); ``baseline_name`` says which baseline ("" without one). ``per_stamp`` is `stamp_table` of the scored stamps; it is left
     out of `as_dict` (and so of the stored report).
     """
 
@@ -83,6 +83,7 @@ class Evaluation:
     per_survey_fixed: dict = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
     per_stamp: pa.Table | None = field(default=None, repr=False)
+    baseline_name: str = BASELINE_NAME
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "per_stamp"}
@@ -142,7 +143,7 @@ def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str,
     return data.subset(mask)
 
 
-def _baseline_scores(catalog: Catalog, stamps: LabelledStamps) -> np.ndarray:
+def _baseline_scores(catalog: Catalog, stamps: LabelledStamps, profile: str = "gaussian") -> np.ndarray:
     optics = dict((n, (f, p)) for n, f, p in catalog.sql(
         "select name, fwhm_arcsec, pixel_scale_arcsec from surveys where name in (select unnest(?))",
         [sorted(set(stamps.survey))]).fetchall())
@@ -151,19 +152,29 @@ def _baseline_scores(catalog: Catalog, stamps: LabelledStamps) -> np.ndarray:
         raise BinarycatError(f"The catalogue's surveys table has no FWHM for {', '.join(missing)}.")
     fwhms = [optics[s][0] for s in stamps.survey]
     scales = [p or optics[s][1] for p, s in zip(stamps.pixel_scale, stamps.survey)]
-    return pair_scores(load_stamp_arrays(catalog, stamps.stamp_id), scales, fwhms)
+    return pair_scores(load_stamp_arrays(catalog, stamps.stamp_id), scales, fwhms, profile)
 
 
-def fitted_baseline(catalog: Catalog, row: dict, surveys: list[str]) -> PairBaseline:
-    """The baseline's per-survey thresholds for a model, fitted on its train + validation stamps once."""
-    stored = (row["metrics"] or {}).get("baseline")
-    if stored and stored.get("name") == BASELINE_NAME:
+def _baseline_key(profile: str) -> str:
+    """Where a model's ``metrics`` keep the thresholds of the baseline fitting ``profile``."""
+    return "baseline" if profile == "gaussian" else f"baseline-{profile}"
+
+
+def fitted_baseline(catalog: Catalog, row: dict, surveys: list[str], profile: str = "gaussian") -> PairBaseline:
+    """The baseline's per-survey thresholds for a model, fitted on its train + validation stamps once.
+
+    One set per PSF family (``profile``), kept in ``models.metrics`` under ``baseline``
+    (Gaussian) or ``baseline-<profile>``.
+    """
+    name = baseline_name(profile)
+    stored = (row["metrics"] or {}).get(_baseline_key(profile))
+    if stored and stored.get("name") == name:
         return PairBaseline.from_dict(stored)
     split_of = _splits(catalog, row["model_id"])
     data = labelled_stamps(catalog, surveys)
     seen = data.subset(np.array([split_of.get(s) in ("train", "validation") for s in data.source_id], bool))
-    baseline = PairBaseline.fit(_baseline_scores(catalog, seen), seen.label, seen.survey)
-    _store_metric(catalog, row, "baseline", {"name": BASELINE_NAME, **baseline.as_dict()})
+    baseline = PairBaseline.fit(_baseline_scores(catalog, seen, profile), seen.label, seen.survey, name)
+    _store_metric(catalog, row, _baseline_key(profile), {"name": name, **baseline.as_dict()})
     return baseline
 
 
@@ -252,7 +263,8 @@ def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> P
 
 def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "test",
                    where: str | None = None, device: str | None = None, baseline: bool = True,
-                   figure: Path | None = None, batch_size: int = 256) -> Evaluation:
+                   figure: Path | None = None, batch_size: int = 256,
+                   baseline_psf: str = "gaussian") -> Evaluation:
     """Score a stamp classifier and the classical baseline on one stamp set, and store the result.
 
     Parameters
@@ -268,6 +280,9 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     device : str, optional
     baseline : bool
         Also run the classical baseline (its thresholds are fitted the first time and kept).
+    baseline_psf : {"gaussian", "moffat"}
+        The PSF family the baseline fits (`binarycat.model.baseline`). A Moffat baseline's
+        result is stored beside the Gaussian one, under the set's name plus ``[moffat]``.
     figure : Path, optional
         Where to save the confusion-matrix PNG; default ``models/<model_id>.<on>.confusion.png``
         in the catalogue.
@@ -280,6 +295,7 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     if on not in EVALUATION_SETS:
         raise BinarycatError(f"Unknown evaluation set {on!r}; choose one of {', '.join(EVALUATION_SETS)}.")
     t0 = time.perf_counter()
+    name = baseline_name(baseline_psf)
     row = model_row(catalog, model_id)
     model_id, surveys = row["model_id"], list(row["surveys"])
     dev = pick_device(device)
@@ -312,8 +328,8 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     base_scores = base_pred = None
     if baseline:
         t = time.perf_counter()
-        fitted = fitted_baseline(catalog, row, surveys)
-        base_scores = _baseline_scores(catalog, stamps)
+        fitted = fitted_baseline(catalog, row, surveys, baseline_psf)
+        base_scores = _baseline_scores(catalog, stamps, baseline_psf)
         base_pred = fitted.predict(base_scores, stamps.survey)
         base_report, base_per_survey = survey_reports(y, base_pred, survey_arr, surveys)
         comparison = compare_with_baseline(y, pred, base_pred, survey_arr, surveys)
@@ -323,12 +339,14 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     panels = {"all surveys": report, **per_survey}
     if base_report:
         panels["baseline, all"] = base_report
-    save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {BASELINE_NAME})")
+    save_confusion_figure(figure, panels, f"{model_id}: {on} stamps (CNN; last panel: {name})")
 
-    result = Evaluation(model_id, on if not where else f"{on} where {where}", len(y), report, per_survey,
+    label = (on if not where else f"{on} where {where}") + ("" if baseline_psf == "gaussian" else f" [{baseline_psf}]")
+    result = Evaluation(model_id, label, len(y), report, per_survey,
                         base_report, base_per_survey, calibration, threshold, str(figure), time.perf_counter() - t0, timings, views_of(config),
                         threshold_table(thresholds), report_fixed, per_survey_fixed, comparison,
-                        stamp_table(stamps, p, cut, pred, base_scores, base_pred))
+                        stamp_table(stamps, p, cut, pred, base_scores, base_pred),
+                        name if baseline else "")
     evaluations = dict((row["metrics"] or {}).get("evaluation") or {})
     evaluations[result.on] = {k: v for k, v in result.as_dict().items() if k != "model_id"}
     _store_metric(catalog, row, "evaluation", evaluations)

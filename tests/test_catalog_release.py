@@ -12,6 +12,7 @@ from binarycat.errors import BinarycatError
 from binarycat.ingest.labels import import_labels
 from binarycat.ingest.simulate import simulate_sky
 from binarycat.ingest.stamps import ingest_fits
+from binarycat.model.evaluation import evaluate_model
 from binarycat.model.train import TrainConfig, train_stamp_classifier
 from binarycat.pipeline import init_catalog
 
@@ -98,5 +99,28 @@ def test_training_leaves_the_catalogue_to_other_processes_while_it_trains(tmp_pa
                                     device="cpu", progress=after_epoch)
     assert counts == ["30", "30"]
     assert cat.sql("select count(*) from models where model_id = ?", [result.model_id]).fetchone()[0] == 1
+    assert _python(_COUNT, cat.path).returncode != 0  # held again, by this process
+    cat.close()
+
+
+def test_evaluation_leaves_the_catalogue_to_other_processes_while_it_scores(tmp_path):
+    sim = simulate_sky(tmp_path / "sim", n_sources=30, surveys=["HST"], seed=4)
+    cat = init_catalog(tmp_path / "cat")
+    import_sources(cat, sim.sources_csv)
+    ingest_fits(cat, [tmp_path / "sim" / "HST"], "HST")
+    import_labels(cat, sim.truth_csv, labeller="simulator")
+    result = train_stamp_classifier(cat, ["HST"], TrainConfig(epochs=1, batch_size=16, input_size=32, views=1),
+                                    device="cpu")
+    said, counts = [], []
+
+    def progress(msg):
+        said.append(msg)
+        counts.append(_python(_COUNT, cat.path).stdout.strip())
+
+    ev = evaluate_model(cat, result.model_id, on="test", device="cpu", progress=progress)
+    assert [m.split()[0] for m in said] == ["Scoring", "Fitting", "Scoring"], said
+    assert counts == ["30"] * 3  # another process read the catalogue at each step
+    stored = cat.sql("select metrics from models where model_id = ?", [result.model_id]).fetchone()[0]
+    assert "baseline" in stored and "evaluation" in stored and ev.n_stamps > 0
     assert _python(_COUNT, cat.path).returncode != 0  # held again, by this process
     cat.close()

@@ -558,7 +558,8 @@ def evaluate(
             if not rows:
                 raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
         results = [evaluate_model(cat, r["model_id"], on=on, where=where, device=device, baseline=baseline,
-                                  figure=figure, baseline_psf=baseline_psf)
+                                  figure=figure, baseline_psf=baseline_psf,
+                                  progress=lambda msg: err_console.print(f"[bold cyan]>[/] {msg}", highlight=False))
                    if r["kind"] == MODEL_KIND else r for r in rows]
     scored = next((r for r in results if not isinstance(r, dict)), None)
     if stamps and scored is not None:

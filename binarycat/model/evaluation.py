@@ -27,6 +27,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -143,16 +144,16 @@ def model_stamps(catalog: Catalog, model_id: str, surveys: list[str], on: str,
     return data.subset(mask)
 
 
-def _baseline_scores(catalog: Catalog, stamps: LabelledStamps, profile: str = "gaussian") -> np.ndarray:
+def _stamp_optics(catalog: Catalog, stamps: LabelledStamps) -> tuple[list[float], list[float]]:
+    """Pixel scale and PSF FWHM (arcsec) of each stamp, for the baseline."""
     optics = dict((n, (f, p)) for n, f, p in catalog.sql(
         "select name, fwhm_arcsec, pixel_scale_arcsec from surveys where name in (select unnest(?))",
         [sorted(set(stamps.survey))]).fetchall())
     missing = sorted(set(stamps.survey) - set(optics))
     if missing:
         raise BinarycatError(f"The catalogue's surveys table has no FWHM for {', '.join(missing)}.")
-    fwhms = [optics[s][0] for s in stamps.survey]
     scales = [p or optics[s][1] for p, s in zip(stamps.pixel_scale, stamps.survey)]
-    return pair_scores(load_stamp_arrays(catalog, stamps.stamp_id), scales, fwhms, profile)
+    return scales, [optics[s][0] for s in stamps.survey]
 
 
 def _baseline_key(profile: str) -> str:
@@ -160,22 +161,40 @@ def _baseline_key(profile: str) -> str:
     return "baseline" if profile == "gaussian" else f"baseline-{profile}"
 
 
-def fitted_baseline(catalog: Catalog, row: dict, surveys: list[str], profile: str = "gaussian") -> PairBaseline:
-    """The baseline's per-survey thresholds for a model, fitted on its train + validation stamps once.
+class _BaselineJob:
+    """What the baseline needs, read from the catalogue, so it can run with the file released.
 
-    One set per PSF family (``profile``), kept in ``models.metrics`` under ``baseline``
-    (Gaussian) or ``baseline-<profile>``.
+    The per-survey thresholds are fitted once per model and PSF family on the model's train and
+    validation stamps (kept in ``models.metrics`` under ``baseline`` (Gaussian) or
+    ``baseline-<profile>``); when they are not stored yet, those stamps are read here too.
     """
-    name = baseline_name(profile)
-    stored = (row["metrics"] or {}).get(_baseline_key(profile))
-    if stored and stored.get("name") == name:
-        return PairBaseline.from_dict(stored)
-    split_of = _splits(catalog, row["model_id"])
-    data = labelled_stamps(catalog, surveys)
-    seen = data.subset(np.array([split_of.get(s) in ("train", "validation") for s in data.source_id], bool))
-    baseline = PairBaseline.fit(_baseline_scores(catalog, seen, profile), seen.label, seen.survey, name)
-    _store_metric(catalog, row, _baseline_key(profile), {"name": name, **baseline.as_dict()})
-    return baseline
+
+    def __init__(self, catalog: Catalog, row: dict, surveys: list[str], stamps: LabelledStamps,
+                 arrays: list, profile: str):
+        self.profile, self.name, self.key = profile, baseline_name(profile), _baseline_key(profile)
+        self.stamps, self.arrays = stamps, arrays
+        self.optics = _stamp_optics(catalog, stamps)
+        stored = (row["metrics"] or {}).get(self.key)
+        self.fitted = PairBaseline.from_dict(stored) if stored and stored.get("name") == self.name else None
+        self.new = self.fitted is None
+        self.seen = None
+        if self.new:
+            split_of = _splits(catalog, row["model_id"])
+            data = labelled_stamps(catalog, surveys)
+            seen = data.subset(np.array([split_of.get(s) in ("train", "validation") for s in data.source_id], bool))
+            self.seen = (seen, load_stamp_arrays(catalog, seen.stamp_id), _stamp_optics(catalog, seen))
+
+    def run(self, progress) -> tuple[PairBaseline, np.ndarray]:
+        """Fit the thresholds if needed, then score the evaluated stamps (needs no catalogue)."""
+        if self.fitted is None:
+            seen, arrays, (scales, fwhms) = self.seen
+            progress(f"Fitting the {self.name} baseline's thresholds on the model's {len(seen):,} train and "
+                     f"validation stamps (once per model).")
+            self.fitted = PairBaseline.fit(pair_scores(arrays, scales, fwhms, self.profile), seen.label,
+                                           seen.survey, self.name)
+            self.seen = None
+        progress(f"Scoring {len(self.stamps):,} stamps with the {self.name} baseline.")
+        return self.fitted, pair_scores(self.arrays, *self.optics, self.profile)
 
 
 def _store_metric(catalog: Catalog, row: dict, key: str, value) -> None:
@@ -186,9 +205,8 @@ def _store_metric(catalog: Catalog, row: dict, key: str, value) -> None:
     row["metrics"] = metrics
 
 
-def _view_logits(model, config: dict, stamps: LabelledStamps, catalog: Catalog, dev, batch_size: int) -> np.ndarray:
-    x = stamps_to_tensor(load_stamp_arrays(catalog, stamps.stamp_id), config["input_size"], stamps.pixel_scale,
-                         config.get("input_scale_arcsec"))
+def _view_logits(model, config: dict, stamps: LabelledStamps, arrays: list, dev, batch_size: int) -> np.ndarray:
+    x = stamps_to_tensor(arrays, config["input_size"], stamps.pixel_scale, config.get("input_scale_arcsec"))
     survey = survey_indices(conditioning_surveys(model), stamps.survey)
     return predict_logits(model, x, dev, batch_size, views=views_of(config), survey=survey).numpy()
 
@@ -204,7 +222,7 @@ def fitted_thresholds(catalog: Catalog, row: dict, model, config: dict, dev, bat
     if "thresholds" in metrics:
         return metrics["thresholds"]
     stamps = model_stamps(catalog, row["model_id"], list(row["surveys"]), "validation")
-    p = probabilities(_view_logits(model, config, stamps, catalog, dev, batch_size),
+    p = probabilities(_view_logits(model, config, stamps, load_stamp_arrays(catalog, stamps.stamp_id), dev, batch_size),
                       float(config.get("temperature", 1.0)))
     fitted = fit_survey_thresholds(p, stamps.label, stamps.survey,
                                    prefer=float(config.get("threshold", FIXED_THRESHOLD)))
@@ -264,7 +282,7 @@ def save_confusion_figure(path: Path, reports: dict[str, dict], title: str) -> P
 def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "test",
                    where: str | None = None, device: str | None = None, baseline: bool = True,
                    figure: Path | None = None, batch_size: int = 256,
-                   baseline_psf: str = "gaussian") -> Evaluation:
+                   baseline_psf: str = "gaussian", progress: Callable[[str], object] | None = None) -> Evaluation:
     """Score a stamp classifier and the classical baseline on one stamp set, and store the result.
 
     Parameters
@@ -286,6 +304,15 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     figure : Path, optional
         Where to save the confusion-matrix PNG; default ``models/<model_id>.<on>.confusion.png``
         in the catalogue.
+    progress : callable, optional
+        Called with a sentence before each long step (and when reopening the catalogue has to
+        wait for another process).
+
+    Notes
+    -----
+    Once the stamps are read, the catalogue file is released (`Catalog.released`) while the
+    CNN and the baseline score them, so other processes can query or ingest meanwhile; it is
+    opened again to store the result.
 
     Raises
     ------
@@ -296,19 +323,31 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
         raise BinarycatError(f"Unknown evaluation set {on!r}; choose one of {', '.join(EVALUATION_SETS)}.")
     t0 = time.perf_counter()
     name = baseline_name(baseline_psf)
+    progress = progress or (lambda _: None)
     row = model_row(catalog, model_id)
     model_id, surveys = row["model_id"], list(row["surveys"])
     dev = pick_device(device)
     model, config = load_catalog_checkpoint(catalog, row["checkpoint"], dev)
     stamps = model_stamps(catalog, model_id, surveys, on, where)
     timings = {}
-
-    t = time.perf_counter()
-    logits = _view_logits(model, config, stamps, catalog, dev, batch_size)
-    timings["cnn"] = time.perf_counter() - t
     t = time.perf_counter()
     thresholds = fitted_thresholds(catalog, row, model, config, dev, batch_size)
-    timings["thresholds"] = time.perf_counter() - t
+    arrays = load_stamp_arrays(catalog, stamps.stamp_id)
+    job = _BaselineJob(catalog, row, surveys, stamps, arrays, baseline_psf) if baseline else None
+    timings["read"] = time.perf_counter() - t
+
+    fitted = base_scores = None
+    with catalog.released(on_wait=progress):  # all in memory: other processes may use the file meanwhile
+        progress(f"Scoring {len(stamps):,} stamps with {model_id}.")
+        t = time.perf_counter()
+        logits = _view_logits(model, config, stamps, arrays, dev, batch_size)
+        timings["cnn"] = time.perf_counter() - t
+        if job is not None:
+            t = time.perf_counter()
+            fitted, base_scores = job.run(progress)
+            timings["baseline"] = time.perf_counter() - t
+    if job is not None and job.new:
+        _store_metric(catalog, row, job.key, {"name": name, **fitted.as_dict()})
     temperature = float(config.get("temperature", 1.0))
     threshold = float(config.get("threshold", FIXED_THRESHOLD))
     p = probabilities(logits, temperature)
@@ -325,15 +364,11 @@ def evaluate_model(catalog: Catalog, model_id: str | None = None, *, on: str = "
     }
 
     base_report, base_per_survey, comparison = {}, {}, {}
-    base_scores = base_pred = None
-    if baseline:
-        t = time.perf_counter()
-        fitted = fitted_baseline(catalog, row, surveys, baseline_psf)
-        base_scores = _baseline_scores(catalog, stamps, baseline_psf)
+    base_pred = None
+    if job is not None:
         base_pred = fitted.predict(base_scores, stamps.survey)
         base_report, base_per_survey = survey_reports(y, base_pred, survey_arr, surveys)
         comparison = compare_with_baseline(y, pred, base_pred, survey_arr, surveys)
-        timings["baseline"] = time.perf_counter() - t
 
     figure = Path(figure) if figure else catalog.resolve(f"models/{model_id}.{on}.confusion.png")
     panels = {"all surveys": report, **per_survey}

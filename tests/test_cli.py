@@ -97,6 +97,8 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
                               "Unknown PSF profile", "moffat")
     assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "moffat", "--moffat-beta", "0.5", ok=False),
                               "beta")
+    assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "moffat", "--moffat-beta", "4,x", ok=False),
+                              "beta")
     assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]

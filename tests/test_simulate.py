@@ -592,8 +592,34 @@ def test_moffat_sky_keeps_the_label_rule_and_says_its_psf(tmp_path):
         assert np.array_equal(hdul[0].data, image)
 
 
+def test_moffat_beta_range_draws_one_beta_per_source_and_survey(tmp_path):
+    kw = dict(n_sources=8, seed=3, surveys=["PanSTARRS", "SDSS9"], psf="moffat")
+    res = sim.simulate_sky(tmp_path / "r", moffat_beta=(2.0, 5.0), **kw)
+    fixed = sim.simulate_sky(tmp_path / "f", moffat_beta=3.0, **kw)
+    betas = {}
+    for path in sorted(res.out_dir.glob("*/*.fits")):
+        source, survey, _ = path.stem.split("_")
+        betas.setdefault((source, survey), set()).add(fits.getheader(path)["PSFBETA"])
+    assert all(len(b) == 1 for b in betas.values())  # every filter of one image shares its PSF
+    values = np.array([b.pop() for b in betas.values()])
+    assert ((values >= 2.0) & (values <= 5.0)).all() and len(set(values)) == len(values) == len(sim.read_truth(res.truth_csv))
+    assert values.std() > 0.5
+    # the draw has a stream of its own: sources, truth rule and noise streams are untouched
+    assert sim.read_sources(res.sources_csv).pformat() == sim.read_sources(fixed.sources_csv).pformat()
+    truth = sim.read_truth(res.truth_csv)
+    assert np.array_equal(np.asarray(truth["label"]), sim.resolved_label(
+        truth["is_binary"] == 1, truth["separation_arcsec"], truth["fwhm_arcsec"], truth["companion_snr"]))
+    row = sim.read_sources(res.sources_csv)[5]
+    image, header, _ = sim.render_stamp(row, "SDSS9", "r", seed=3, psf="moffat", moffat_beta=(2.0, 5.0))
+    path = sim.stamp_path(res.out_dir, row["source_id"], get_survey("SDSS9"), "r")
+    assert np.array_equal(fits.getdata(path), image) and header["PSFBETA"] == fits.getheader(path)["PSFBETA"]
+    again = sim.simulate_sky(tmp_path / "r2", moffat_beta=[2.0, 5.0], **kw)
+    assert _all_bytes(res.out_dir) == _all_bytes(again.out_dir)
+
+
 @pytest.mark.parametrize("psf,beta,words", [("airy", 2.5, "Unknown PSF profile"), ("moffat", 1.0, "beta"),
-                                            ("moffat", float("nan"), "beta")])
+                                            ("moffat", float("nan"), "beta"), ("moffat", (4.0, 2.0), "min <= max"),
+                                            ("moffat", (0.5, 2.0), "beta"), ("moffat", (2, 3, 4), "pair")])
 def test_bad_psf_arguments_are_refused(tmp_path, psf, beta, words):
     with pytest.raises(BinarycatError, match=words):
         sim.simulate_sky(tmp_path / "x", n_sources=2, psf=psf, moffat_beta=beta)

@@ -187,8 +187,10 @@ def simulate(
     psf: str = typer.Option("gaussian", "--psf", metavar="gaussian|moffat",
                             help="PSF profile of every stamp, at each band's FWHM; a Moffat has the wings "
                                  "of real seeing."),
-    moffat_beta: float = typer.Option(2.5, "--moffat-beta", help="Moffat power index (above 1; 2.5 as "
-                                      "DAOPHOT, about 4.8 for Kolmogorov seeing); only with --psf moffat."),
+    moffat_beta: str = typer.Option("2.5", "--moffat-beta", metavar="BETA|MIN,MAX",
+                                    help="Moffat power index (above 1; 2.5 as DAOPHOT, about 4.8 for Kolmogorov "
+                                         "seeing), or MIN,MAX to draw one per source and survey; only with "
+                                         "--psf moffat."),
 ):
     """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
 
@@ -204,6 +206,9 @@ def simulate(
 
     A sky whose PSFs have wings, to test a method that assumes Gaussian stars:
     [cyan]binarycat simulate sim5 --seed 11 --first-id 400000 --psf moffat --moffat-beta 2.5[/]
+
+    A training sky whose PSF wings vary from image to image:
+    [cyan]binarycat simulate sim6 --seed 12 --first-id 500000 --psf moffat --moffat-beta 2,5[/]
     """
     from binarycat.ingest.simulate import simulate_sky
     from binarycat.ingest.surveys import parse_survey_list
@@ -211,11 +216,13 @@ def simulate(
     names = [s.name for s in parse_survey_list(surveys_opt)]
     sep_range = tuple(part.strip() for part in separation_range.split(","))
     ratio_range = tuple(part.strip() for part in flux_ratio_range.split(","))
+    beta_parts = tuple(part.strip() for part in moffat_beta.split(","))
+    beta = beta_parts if len(beta_parts) > 1 else beta_parts[0]
     with Bars() as bars:
         res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
                            binary_fraction=binary_fraction, first_id=first_id,
                            separation_range=sep_range, flux_ratio_range=ratio_range,
-                           psf=psf, moffat_beta=moffat_beta, progress=bars.factory("simulate"))
+                           psf=psf, moffat_beta=beta, progress=bars.factory("simulate"))
     console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
     for name, n in res.files_by_survey.items():
         console.print(f"  {name:<10} {n} files in {res.out_dir / name}")

@@ -57,7 +57,9 @@ of erf differences). ``psf="moffat"`` draws a circular Moffat profile of the sam
 Kolmogorov seeing gives about 4.8, Trujillo et al. 2001), whose wings a Gaussian lacks: real
 seeing-limited PSFs have them, so this sky tests a method that assumes a Gaussian PSF. It is
 averaged over a sub-pixel grid fine enough for 0.3 % of the peak within 5 FWHM of each star and
-sampled at pixel centres beyond. Header keywords PSF (and PSFBETA for a Moffat) say which. Offsets of the
+sampled at pixel centres beyond. ``moffat_beta=(min, max)`` draws beta per source and survey,
+uniform in that range, as PSFs differ from image to image. Header keywords PSF (and PSFBETA for a
+Moffat) say which. Offsets of the
 companion and field star are applied in the tangent plane (east = -x, north = +y). Fluxes are
 in counts with zero point 28 (MAGZP; mag 20 = 1585 counts). Every pixel gets Gaussian noise of
 variance ``sky + model`` (Poisson with gain 1, SKYLEV = sky, SKYSIG = sqrt(sky)); the sky level
@@ -182,6 +184,7 @@ _LABEL_SNR = 5.0
 
 _STREAM_SOURCES = 0
 _STREAM_STAMPS = 1
+_STREAM_PSF = 2
 
 _BOOL_COLUMNS = ("is_binary", "has_field_star")
 _TRUTH_COLUMNS = (
@@ -621,15 +624,37 @@ class _PSF:
     beta: float = DEFAULT_MOFFAT_BETA
 
 
-def _check_psf(psf: str, beta: float) -> tuple[str, float]:
+def _check_psf(psf: str, beta) -> tuple[str, float | tuple[float, float]]:
+    """The profile name, and beta: one number, or a (min, max) range drawn per source and survey."""
     name = str(psf).strip().lower()
     if name not in PSF_PROFILES:
         raise BinarycatError(f"Unknown PSF profile {psf!r}; choose one of {', '.join(PSF_PROFILES)}.")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 1.0):
+    values = list(beta) if isinstance(beta, (tuple, list)) else [beta]
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError):
+        values = [math.nan]
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 1.0 for v in values):
         raise BinarycatError(f"The Moffat beta must be a number above 1 (its flux is finite only then), "
-                             f"not {beta!r}.")
-    return name, beta
+                             f"or a (min, max) pair of them, not {beta!r}.")
+    if len(values) == 2:
+        if values[0] > values[1]:
+            raise BinarycatError(f"The Moffat beta range must be (min, max) with min <= max, not {beta!r}.")
+        return name, (values[0], values[1])
+    return name, values[0]
+
+
+def _stamp_beta(seed: int, source_index: int, survey: Survey, beta) -> float:
+    """The Moffat beta of one (source, survey): ``beta`` itself, or a uniform draw from its range.
+
+    The draw has its own stream, ``SeedSequence([seed, 2, source_index, survey_index])``, so
+    the pixels' random numbers are those of a sky with a fixed beta.
+    """
+    if not isinstance(beta, tuple):
+        return beta
+    survey_index = list(SURVEYS).index(survey.name)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_PSF, source_index, survey_index]))
+    return float(rng.uniform(beta[0], beta[1]))
 
 
 def _pixel_profiles(n_pix: int, centres: np.ndarray, sigma_pix: float) -> np.ndarray:
@@ -746,7 +771,7 @@ def _stamp_rng(seed: int, source_index: int, survey: Survey, filter_index: int):
 def _render(src: _Source, survey: Survey, filter_index: int, seed: int, n_pix: int,
             base_header: fits.Header, *, scale: float | None = None,
             offset: tuple[float, float] = (0.0, 0.0), psf: str = "gaussian",
-            moffat_beta: float = DEFAULT_MOFFAT_BETA) -> tuple[np.ndarray, fits.Header, float]:
+            moffat_beta: float | tuple[float, float] = DEFAULT_MOFFAT_BETA) -> tuple[np.ndarray, fits.Header, float]:
     """Render one stamp; return (float32 image, header, companion peak S/N).
 
     ``scale`` (arcsec/pixel) defaults to the survey's native scale; ``offset`` is the primary's
@@ -757,6 +782,8 @@ def _render(src: _Source, survey: Survey, filter_index: int, seed: int, n_pix: i
     if scale is None:
         scale = survey.pixel_scale_arcsec
     fwhm = filter_fwhm_arcsec(survey, f)
+    if psf == "moffat":
+        moffat_beta = _stamp_beta(seed, src.index, survey, moffat_beta)
     shape = _PSF(psf, fwhm / scale, moffat_beta if psf == "moffat" else DEFAULT_MOFFAT_BETA)
     c = (n_pix - 1) / 2.0
     x0, y0 = c + offset[0], c + offset[1]  # adding 0.0 is exact: the default is the centre
@@ -814,7 +841,7 @@ def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int 
                  fov_arcsec: float = 10.0, n_pix: int | None = None,
                  pixel_scale_arcsec: float | None = None,
                  center: tuple[float, float] | None = None,
-                 psf: str = "gaussian", moffat_beta: float = DEFAULT_MOFFAT_BETA,
+                 psf: str = "gaussian", moffat_beta: float | tuple[float, float] = DEFAULT_MOFFAT_BETA,
                  ) -> tuple[np.ndarray, fits.Header, float]:
     """Render one stamp exactly as `simulate_sky` writes it.
 
@@ -842,8 +869,9 @@ def render_stamp(source: Mapping, survey: str | Survey, filt: str, *, seed: int 
         stream still comes from the source, so any grid is deterministic.
     psf : {"gaussian", "moffat"}
         The PSF profile (see the module docstring).
-    moffat_beta : float
-        The Moffat power index (above 1); used only with ``psf="moffat"``.
+    moffat_beta : float or (float, float)
+        The Moffat power index (above 1); used only with ``psf="moffat"``. A (min, max) pair
+        draws one beta per source and survey, uniform in that range (header PSFBETA says which).
 
     With the three left at None the stamp is exactly the one `simulate_sky` writes with the
     same ``psf`` and ``moffat_beta``.
@@ -936,7 +964,7 @@ def simulate_sky(
     separation_range: tuple[float, float] = _SEP_RANGE,
     flux_ratio_range: tuple[float, float] = _RATIO_RANGE,
     psf: str = "gaussian",
-    moffat_beta: float = DEFAULT_MOFFAT_BETA,
+    moffat_beta: float | tuple[float, float] = DEFAULT_MOFFAT_BETA,
     progress: Callable[[int, int], object] | None = None,
 ) -> SimulationResult:
     """Simulate an Orion-like sky and write its FITS stamps, ``sources.csv`` and ``truth.csv``.
@@ -964,8 +992,9 @@ def simulate_sky(
     psf : {"gaussian", "moffat"}
         The PSF profile of every stamp (see the module docstring); the truth labels follow the
         same rule either way.
-    moffat_beta : float
-        The Moffat power index (above 1); used only with ``psf="moffat"``.
+    moffat_beta : float or (float, float)
+        The Moffat power index (above 1); used only with ``psf="moffat"``. A (min, max) pair
+        draws one beta per source and survey, uniform in that range (header PSFBETA says which).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` with the number of FITS files written so far
         and the total to write: once with ``n_done = 0`` and then after each (source, survey).

@@ -84,12 +84,18 @@ def test_an_error_inside_comes_out_at_once_and_the_catalogue_reopens(tmp_path):
     holder.wait()
 
 
-def test_training_leaves_the_catalogue_to_other_processes_while_it_trains(tmp_path):
+def _hst_catalogue(tmp_path) -> Catalog:
+    """A real catalogue of 30 simulated, labelled HST sources."""
     sim = simulate_sky(tmp_path / "sim", n_sources=30, surveys=["HST"], seed=4)
     cat = init_catalog(tmp_path / "cat")
     import_sources(cat, sim.sources_csv)
     ingest_fits(cat, [tmp_path / "sim" / "HST"], "HST")
     import_labels(cat, sim.truth_csv, labeller="simulator")
+    return cat
+
+
+def test_training_leaves_the_catalogue_to_other_processes_while_it_trains(tmp_path):
+    cat = _hst_catalogue(tmp_path)
     counts = []
 
     def after_epoch(epoch, total, info):
@@ -104,11 +110,7 @@ def test_training_leaves_the_catalogue_to_other_processes_while_it_trains(tmp_pa
 
 
 def test_evaluation_leaves_the_catalogue_to_other_processes_while_it_scores(tmp_path):
-    sim = simulate_sky(tmp_path / "sim", n_sources=30, surveys=["HST"], seed=4)
-    cat = init_catalog(tmp_path / "cat")
-    import_sources(cat, sim.sources_csv)
-    ingest_fits(cat, [tmp_path / "sim" / "HST"], "HST")
-    import_labels(cat, sim.truth_csv, labeller="simulator")
+    cat = _hst_catalogue(tmp_path)
     result = train_stamp_classifier(cat, ["HST"], TrainConfig(epochs=1, batch_size=16, input_size=32, views=1),
                                     device="cpu")
     said, counts = [], []

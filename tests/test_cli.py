@@ -78,6 +78,15 @@ def test_evaluate_prints_the_report(workflow):
     _, cat, model_id = workflow
     out = invoke("--catalog", cat, "evaluate").output
     assert model_id in out and "macro avg" in out and "HST" in out
+    test_ids = json.loads(run("--catalog", cat, "query", "select source_id from splits where model_id = "
+                              f"'{model_id}' and split = 'test' order by 1", "-f", "json").stdout)
+    first = int(test_ids[0]["source_id"])
+    one = json.loads(run("--catalog", cat, "evaluate", "--model", model_id, "--ids", first, "--no-baseline",
+                         "-f", "json").stdout)
+    per_survey = one["per_survey"]
+    assert sum(r["macro avg"]["support"] for r in per_survey.values()) <= 2  # one source: a stamp per survey
+    assert_one_sentence_error(run("--catalog", cat, "evaluate", "--model", model_id, "--ids", "5000-6000", ok=False),
+                              "No labelled stamps")
 
 
 def test_user_errors_are_one_sentence(workflow, tmp_path):
@@ -99,6 +108,7 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
                               "beta")
     assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "moffat", "--moffat-beta", "4,x", ok=False),
                               "beta")
+    assert_one_sentence_error(run("--catalog", cat, "evaluate", "--ids", "39-1", ok=False), "--ids", "39-1")
     assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]

@@ -7,7 +7,7 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 
-from binarycat.catalog.sources import import_sources
+from binarycat.catalog.sources import id_range_condition, import_sources
 from binarycat.errors import BinarycatError
 
 
@@ -67,3 +67,26 @@ def test_unreadable_and_unknown_format(catalog, tmp_path):
     with pytest.raises(BinarycatError, match="No column 'nope'"):
         _orion().write(tmp_path / "o.csv", format="ascii.csv")
         import_sources(catalog, tmp_path / "o.csv", ra_col="nope")
+
+
+def test_id_ranges_compare_ids_as_numbers(catalog, tmp_path):
+    ids = ["09999", "10000", "10001", "14499", "14500", "100000", "830000", "orion-7"]
+    Table({"id": ids, "ra": [83.8] * len(ids), "dec": [-5.4] * len(ids)}).write(tmp_path / "s.fits")
+    import_sources(catalog, tmp_path / "s.fits")
+
+    def selected(spec):
+        return {r[0] for r in catalog.sql(f"select source_id from sources s where {id_range_condition(spec)}")
+                .fetchall()}
+
+    as_text = {r[0] for r in catalog.sql("select source_id from sources s "
+                                         "where s.source_id >= '10000' and s.source_id < '14500'").fetchall()}
+    assert "100000" in as_text  # the trap --ids avoids
+    assert selected("10000-14499") == {"10000", "10001", "14499"}
+    assert selected("9999, 830000-830999") == {"09999", "830000"}
+    assert selected("0-10000000") == set(ids) - {"orion-7"}
+
+
+@pytest.mark.parametrize("spec", ["", "10-5", "a-b", "-3", "1-2-3", "5,,6", "1.5-3"])
+def test_bad_id_ranges_are_refused(spec):
+    with pytest.raises(BinarycatError, match="--ids takes ranges FROM-TO"):
+        id_range_condition(spec)

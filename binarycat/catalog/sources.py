@@ -289,3 +289,42 @@ def source_positions(catalog: Catalog) -> tuple[list[str], np.ndarray, np.ndarra
         return [], np.empty(0), np.empty(0)
     ids, ra, dec = zip(*rows)
     return list(ids), np.asarray(ra, float), np.asarray(dec, float)
+
+
+def id_range_condition(spec: str, column: str = "s.source_id") -> str:
+    """An SQL condition selecting sources whose id, read as an integer, is in some ranges.
+
+    Source ids are strings, so ``source_id < '100000'`` compares them as text and
+    ``'10001' > '100000'``; this compares their numeric values instead.
+
+    Parameters
+    ----------
+    spec : str
+        Comma-separated ranges ``FROM-TO`` (both ends included) or single ids,
+        e.g. ``"6000-8999,10000-14499"``.
+    column : str
+        The id column the condition tests.
+
+    Returns
+    -------
+    str
+        A condition such as ``(try_cast(s.source_id as bigint) between 6000 and 8999)``.
+        Ids that are not integers never match.
+
+    Raises
+    ------
+    BinarycatError
+        If a range is not two non-negative integers in order.
+    """
+    terms = []
+    for part in (p.strip() for p in spec.split(",")):
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            first = last = -1
+        if first < 0 or last < first:
+            raise BinarycatError(f"--ids takes ranges FROM-TO of whole numbers, lowest first "
+                                 f"(e.g. 6000-8999,10000-14499), not {part!r}.")
+        terms.append(f"try_cast({column} as bigint) between {first} and {last}")
+    return "(" + " or ".join(terms) + ")"

@@ -34,6 +34,18 @@ def _catalog_dir(ctx: typer.Context) -> Path:
     return ctx.obj["catalog"]
 
 
+_IDS_OPTION = typer.Option(None, "--ids", help="Only sources whose id, read as a whole number, is in these "
+                           "ranges, e.g. 6000-8999,10000-14499 (text ids in --where compare as text: '10001' > '100000').")
+
+
+def _where(where: str | None, ids: str | None) -> str | None:
+    """--where and --ids as one SQL condition on sources (alias s)."""
+    from binarycat.catalog.sources import id_range_condition
+
+    conds = ([f"({where})"] if where else []) + ([id_range_condition(ids)] if ids else [])
+    return " and ".join(conds) or None
+
+
 def _open(ctx: typer.Context, *, create: bool = False) -> Catalog:
     from binarycat.ingest.surveys import sync_survey_table
 
@@ -271,6 +283,7 @@ def fetch(
     size: int = typer.Option(64, min=8, help="Pixels a side of every cutout."),
     fov: float = typer.Option(10.0, "--fov", help="Field of view of every cutout, arcsec."),
     where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s), e.g. \"s.dec > -6\"."),
+    ids: Optional[str] = _IDS_OPTION,
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many sources this run."),
     workers: int = typer.Option(4, min=1, help="Concurrent requests."),
     max_rps: float = typer.Option(10.0, help="Request-rate cap, per second (0: none)."),
@@ -290,9 +303,10 @@ def fetch(
     from binarycat.ingest.surveys import get_survey
 
     name = get_survey(survey).name
+    condition = _where(where, ids)
     bands = [f.strip() for f in filters.split(",") if f.strip()] if filters else None
     with _open(ctx, create=True) as cat, Bars() as bars:
-        rep = fetch_stamps(cat, name, filters=bands, size=size, fov_arcsec=fov, where=where, limit=limit,
+        rep = fetch_stamps(cat, name, filters=bands, size=size, fov_arcsec=fov, where=condition, limit=limit,
                            workers=workers, max_rps=max_rps or None, retries=retries, timeout=timeout,
                            server=hips2fits_url, progress=bars.factory(f"fetch {name}"))
     from rich.table import Table as RichTable
@@ -398,7 +412,8 @@ def train(
     noise_augment: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise re-draw augmentation: extra noise up "
                                                                    "to this fraction of a stamp's own (0: off)."),
     where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) to train on, "
-                                                   "e.g. \"s.source_id < '100000'\"."),
+                                                   "e.g. \"s.dec > -6\"."),
+    ids: Optional[str] = _IDS_OPTION,
     max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Start no epoch after this many minutes; "
                                                                    "the best epoch so far is kept."),
     views: int = typer.Option(8, help="Average the logits over 8 flips and 90-degree rotations of each stamp "
@@ -448,8 +463,9 @@ def train(
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
                          init_from=init_from, average_from=average_from, thresholds=thresholds, seed=seed,
                          split_seed=split_seed)
+    condition = _where(where, ids)
     with _open(ctx) as cat, Bars() as bars:
-        res = train_stamp_classifier(cat, names, config, where=where, device=device,
+        res = train_stamp_classifier(cat, names, config, where=condition, device=device,
                                      progress=_epoch_progress(bars), on_wait=err_console.print)
     if fmt == "json":
         print(json.dumps({"model_id": res.model_id, "test": res.report, "test_per_survey": res.per_survey,
@@ -516,7 +532,8 @@ def evaluate(
     on: str = typer.Option("test", "--on", help="test: the model's held-out test split; unseen: every labelled "
                                                 "stamp of a source in none of its splits (e.g. a new seed)."),
     where: Optional[str] = typer.Option(None, help="SQL condition on sources (alias s) narrowing the set, e.g. "
-                                                   "\"s.source_id >= '100000'\"."),
+                                                   "\"s.dec > -6\"."),
+    ids: Optional[str] = _IDS_OPTION,
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the classical PSF-fit baseline."),
     baseline_psf: str = typer.Option("gaussian", "--baseline-psf", help="PSF family the baseline fits: gaussian, "
                                      "or moffat (beta fitted too; for PSFs with wings, about 3x slower)."),
@@ -541,7 +558,7 @@ def evaluate(
 
     Example: [cyan]binarycat evaluate --on unseen --format json[/]
 
-    One simulated test sky only: [cyan]binarycat evaluate --on unseen --where "s.source_id >= '100000'"[/]
+    One simulated test sky only: [cyan]binarycat evaluate --on unseen --ids 100000-100999[/]
 
     Against a baseline that fits Moffat PSFs: [cyan]binarycat evaluate --on unseen --baseline-psf moffat[/]
 
@@ -554,6 +571,7 @@ def evaluate(
     from binarycat.queries.export import format_of_path, write_result
 
     stamps_format = format_of_path(stamps) if stamps else None
+    condition = _where(where, ids)
     with _open(ctx) as cat:
         rows = [model_row(cat, model)] if model else []
         if not model:
@@ -564,7 +582,7 @@ def evaluate(
                     pass
             if not rows:
                 raise BinarycatError("No trained model in the catalogue; run `binarycat train` first.")
-        results = [evaluate_model(cat, r["model_id"], on=on, where=where, device=device, baseline=baseline,
+        results = [evaluate_model(cat, r["model_id"], on=on, where=condition, device=device, baseline=baseline,
                                   figure=figure, baseline_psf=baseline_psf,
                                   progress=lambda msg: err_console.print(f"[bold cyan]>[/] {msg}", highlight=False))
                    if r["kind"] == MODEL_KIND else r for r in rows]

@@ -123,3 +123,21 @@ def test_cli_exit_status_and_kill_resume(tmp_path, sky):
                                           "--hips2fits-url", srv.url], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("failed") == 2 and "Ks after 2 attempts" in bad.stderr
+
+
+def test_cli_fetch_takes_numeric_id_ranges(tmp_path, sky):
+    from typer.testing import CliRunner
+
+    from binarycat.cli.app import app
+
+    _catalog(tmp_path, sky).close()
+    ids = sorted(sky["source_id"])
+    wanted = {ids[1], ids[2], ids[7]}
+    spec = f"{int(ids[1])}-{int(ids[2])},{int(ids[7])}"
+    with HipsServer(sky) as srv:
+        res = CliRunner().invoke(app, ["--catalog", str(tmp_path / "cat"), "fetch", "--survey", "PS1", "--filters",
+                                       "g", "--ids", spec, "--max-rps", "0", "--hips2fits-url", srv.url],
+                                 env={"CI": "1"})
+    assert res.exit_code == 0, res.output
+    with Catalog(tmp_path / "cat") as cat:
+        assert {r[0] for r in cat.sql("select source_id from stamps").fetchall()} == wanted

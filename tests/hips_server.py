@@ -69,7 +69,7 @@ import numpy as np
 from astropy.io import fits
 
 from tests.loopback import LoopbackServer
-from binarycat.ingest.simulate import _stamp_wcs, footprint_covers, render_stamp
+from binarycat.ingest.simulate import DEFAULT_MOFFAT_BETA, _check_psf, _stamp_wcs, footprint_covers, render_stamp
 from binarycat.ingest.surveys import SURVEYS
 
 __all__ = ["HipsServer", "ENDPOINT_PATH", "OUTCOMES", "hips_lookup"]
@@ -170,6 +170,9 @@ class HipsServer(LoopbackServer):
         Seed of the fault draws.
     match_radius_arcsec : float
         How close the nearest source must be to the requested centre to be drawn.
+    psf, moffat_beta
+        The PSF profile the stars are drawn with, as in `simulate_sky` (``"moffat"`` with a
+        beta or a (min, max) range of betas: seeing-limited wings).
 
     Attributes
     ----------
@@ -186,7 +189,8 @@ class HipsServer(LoopbackServer):
 
     def __init__(self, sources, *, seed: int = 0, fail_rate: float = 0.0,
                  corrupt_rate: float = 0.0, html_error_rate: float = 0.0, delay_s: float = 0.0,
-                 fail_hips=(), fault_seed: int = 0, match_radius_arcsec: float = 1.0):
+                 fail_hips=(), fault_seed: int = 0, match_radius_arcsec: float = 1.0,
+                 psf: str = "gaussian", moffat_beta: float | tuple[float, float] = DEFAULT_MOFFAT_BETA):
         rates = (float(fail_rate), float(html_error_rate), float(corrupt_rate))
         if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0 + 1e-12:
             raise ValueError(f"fault rates must be in [0, 1] and sum to <= 1, not {rates}")
@@ -198,6 +202,8 @@ class HipsServer(LoopbackServer):
         self.fail_hips = frozenset(fail_hips if not isinstance(fail_hips, str) else [fail_hips])
         self.fault_seed = int(fault_seed)
         self.match_radius_arcsec = float(match_radius_arcsec)
+        psf, moffat_beta = _check_psf(psf, moffat_beta)
+        self.profile = {"psf": psf, "moffat_beta": moffat_beta}
         self.requests: list[dict] = []
 
         cols = sources.colnames
@@ -279,7 +285,7 @@ class HipsServer(LoopbackServer):
         exact = float(row["ra"]) == ra and float(row["dec"]) == dec
         image, header, _ = render_stamp(
             row, survey, filt, seed=self.seed, n_pix=n, pixel_scale_arcsec=scale,
-            center=None if exact else (ra, dec),
+            center=None if exact else (ra, dec), **self.profile,
         )
         if empty:
             del header["SRCID"]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hips_server import ENDPOINT_PATH, HipsServer, hips_lookup  # noqa: E402
 
-from binarycat.ingest.simulate import footprint_covers, simulate_sources  # noqa: E402
+from binarycat.ingest.simulate import footprint_covers, render_stamp, simulate_sources  # noqa: E402
 
 pytest.importorskip("astroquery.hips2fits")
 pytest.importorskip("matplotlib")  # astroquery's hips2fits imports it on every query
@@ -124,6 +124,24 @@ def test_same_request_gives_the_same_bytes(sources, bright_single):
     assert first.content == again.content == other.content == resp.content
     with HipsServer(sources, seed=SEED + 1) as c:
         assert requests.get(c.url, params=params, timeout=10).content != first.content
+
+
+def test_moffat_server_draws_the_simulators_moffat_stars(sources, bright_single):
+    """A server told --psf moffat answers what `render_stamp` draws with that profile: wings."""
+    ra, dec = float(bright_single["ra"]), float(bright_single["dec"])
+    with HipsServer(sources, seed=SEED, psf="moffat", moffat_beta=2.5) as m, HipsServer(sources, seed=SEED) as g:
+        moffat = query(client(m), ra, dec)[0]
+        gauss = query(client(g), ra, dec)[0]
+    expected, _, _ = render_stamp(bright_single, "PanSTARRS", "g", seed=SEED, n_pix=64, pixel_scale_arcsec=10 / 64,
+                                  psf="moffat", moffat_beta=2.5)
+    np.testing.assert_array_equal(moffat.data, expected)
+    assert moffat.header["PSFBETA"] == 2.5
+    sky = moffat.header["SKYLEV"]
+    y, x = np.indices(moffat.data.shape)
+    wings = np.hypot(y - 31.5, x - 31.5) > 12  # beyond 1.9", about 1.7 PS1 FWHM
+    assert (moffat.data[wings] - sky).sum() > 3 * (gauss.data[wings] - gauss.header["SKYLEV"]).sum()
+    with pytest.raises(Exception, match="beta"):
+        HipsServer(sources, psf="moffat", moffat_beta=0.5)
 
 
 def test_off_centre_request_draws_the_star_at_its_offset(server, bright_single):

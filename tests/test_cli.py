@@ -75,16 +75,18 @@ def test_query_binary_flags_and_formats(workflow, tmp_path):
 
 
 def test_evaluate_prints_the_report(workflow):
-    _, cat, model_id = workflow
+    root, cat, model_id = workflow
     out = invoke("--catalog", cat, "evaluate").output
     assert model_id in out and "macro avg" in out and "HST" in out
     test_ids = json.loads(run("--catalog", cat, "query", "select source_id from splits where model_id = "
                               f"'{model_id}' and split = 'test' order by 1", "-f", "json").stdout)
     first = int(test_ids[0]["source_id"])
     one = json.loads(run("--catalog", cat, "evaluate", "--model", model_id, "--ids", first, "--no-baseline",
-                         "-f", "json").stdout)
+                         "--truth", root / "sim" / "truth.csv", "-f", "json").stdout)
     per_survey = one["per_survey"]
     assert sum(r["macro avg"]["support"] for r in per_survey.values()) <= 2  # one source: a stamp per survey
+    assert sum(z["stamps"] for z in one["error_zones"]) == one["n_stamps"]
+    assert {z["survey"] for z in one["error_zones"]} == set(per_survey)
     assert_one_sentence_error(run("--catalog", cat, "evaluate", "--model", model_id, "--ids", "5000-6000", ok=False),
                               "No labelled stamps")
 
@@ -109,6 +111,8 @@ def test_user_errors_are_one_sentence(workflow, tmp_path):
     assert_one_sentence_error(run("simulate", tmp_path / "s", "--psf", "moffat", "--moffat-beta", "4,x", ok=False),
                               "beta")
     assert_one_sentence_error(run("--catalog", cat, "evaluate", "--ids", "39-1", ok=False), "--ids", "39-1")
+    assert_one_sentence_error(run("--catalog", cat, "evaluate", "--truth", root / "sim" / "sources.csv", ok=False),
+                              "lacks the column", "companion_snr")
     assert not (tmp_path / "s" / "sources.csv").exists()
     n = json.loads(run("--catalog", cat, "query", "select count(*) as n from sources", "-f", "json").stdout)
     assert n == [{"n": 40}]

@@ -35,7 +35,8 @@ def _catalog_dir(ctx: typer.Context) -> Path:
 
 
 _IDS_OPTION = typer.Option(None, "--ids", help="Only sources whose id, read as a whole number, is in these "
-                           "ranges, e.g. 6000-8999,10000-14499 (text ids in --where compare as text: '10001' > '100000').")
+                           "ranges, e.g. 6000-8999,10000-14499 (text ids in --where compare as text: "
+                           "'10001' > '100000').")
 
 
 def _where(where: str | None, ids: str | None) -> str | None:
@@ -542,6 +543,9 @@ def evaluate(
     stamps: Optional[Path] = typer.Option(None, "--stamps", help="Also write one row per scored stamp (label, "
                                           "p_binary, threshold, CNN and baseline calls) to this .csv, .json, "
                                           ".parquet, .fits or .vot file."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="A simulated sky's truth.csv: also count each "
+                                         "method's errors by where the stamp lies against the label rule "
+                                         "(separation near one FWHM, companion S/N near 5)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
@@ -563,8 +567,12 @@ def evaluate(
     Against a baseline that fits Moffat PSFs: [cyan]binarycat evaluate --on unseen --baseline-psf moffat[/]
 
     The stamps it gets wrong, for TOPCAT: [cyan]binarycat evaluate --on unseen --stamps scored.fits[/]
+
+    Where the errors lie on a simulated sky:
+    [cyan]binarycat evaluate --on unseen --ids 100000-100999 --truth sim2/truth.csv[/]
     """
     from binarycat.model.eb_train import EB_MODEL_KIND
+    from binarycat.model.error_zones import error_zones, read_truth
     from binarycat.model.evaluation import evaluate_model
     from binarycat.model.metrics import format_report
     from binarycat.model.predict import MODEL_KIND, model_row
@@ -572,6 +580,7 @@ def evaluate(
 
     stamps_format = format_of_path(stamps) if stamps else None
     condition = _where(where, ids)
+    truth_table = read_truth(truth) if truth else None
     with _open(ctx) as cat:
         rows = [model_row(cat, model)] if model else []
         if not model:
@@ -589,8 +598,10 @@ def evaluate(
     scored = next((r for r in results if not isinstance(r, dict)), None)
     if stamps and scored is not None:
         write_result(scored.per_stamp, stamps_format, stamps)
+    zones = error_zones(scored.per_stamp, truth_table) if truth_table is not None and scored is not None else None
     if fmt == "json":
-        out = [dict(r.as_dict(), stamps=str(stamps) if stamps else None) if not isinstance(r, dict) else
+        out = [dict(r.as_dict(), stamps=str(stamps) if stamps else None, error_zones=zones)
+               if not isinstance(r, dict) else
                {"model_id": r["model_id"], "kind": r["kind"], "test": r["metrics"]["test"],
                 "threshold": r["metrics"].get("threshold")} for r in results]
         print(json.dumps(out[0] if model else out, indent=1))
@@ -600,6 +611,8 @@ def evaluate(
             _print_stored_eb(res)
         else:
             _print_evaluation(res)
+    if zones:
+        _print_error_zones(zones)
     if stamps and scored is not None:
         wrong = scored.per_stamp.num_rows - sum(scored.per_stamp.column("correct").to_pylist())
         console.print(f"Per-stamp table: {stamps} ({scored.per_stamp.num_rows} stamps, {wrong} wrong for the CNN)")
@@ -622,6 +635,21 @@ def _thresholds_text(thresholds: dict) -> str:
 
 def _interval_text(c: dict | None) -> str:
     return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" if c else ""
+
+
+def _print_error_zones(zones: list[dict]) -> None:
+    from rich.table import Table as RichTable
+
+    table = RichTable(title="Where the errors lie against the label rule (missed pairs + false alarms)",
+                      header_style="bold")
+    for col in ("zone", "survey", "stamps", "CNN", "baseline"):
+        table.add_column(col, justify="right" if col in ("stamps", "CNN", "baseline") else "left")
+    for z in zones:
+        base = "-" if z["baseline_missed"] is None else f"{z['baseline_missed']} + {z['baseline_false']}"
+        table.add_row(z["zone"], z["survey"], str(z["stamps"]), f"{z['cnn_missed']} + {z['cnn_false']}", base)
+    console.print(table)
+    console.print("Separation limit: within 10% of the survey's FWHM, companion S/N above 6.5; S/N limit: "
+                  "companion S/N 3.5-6.5, beyond 1.1 FWHM (binarycat.model.error_zones).", highlight=False)
 
 
 def _print_evaluation(res) -> None:

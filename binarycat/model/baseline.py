@@ -320,7 +320,10 @@ class _Problem:
             coef = np.linalg.solve(a.T @ a, a.T @ self.wdata)
         except np.linalg.LinAlgError:  # two components on top of each other
             coef = np.linalg.lstsq(a, self.wdata, rcond=None)[0]
-        return coef, self.wdata - a @ coef
+        # A trial step of the optimiser can put two stars on one pixel and make ``coef`` infinite;
+        # a fit that ends there scores 0 (see `fit_pair`), so numpy's warning tells the user nothing.
+        with np.errstate(invalid="ignore", over="ignore"):
+            return coef, self.wdata - a @ coef
 
     def fit(self, theta0: np.ndarray):
         """Least-squares fit from ``theta0``; returns (theta, linear coefficients, chi2)."""

@@ -571,16 +571,16 @@ def evaluate(
     Where the errors lie on a simulated sky:
     [cyan]binarycat evaluate --on unseen --ids 100000-100999 --truth sim2/truth.csv[/]
     """
-    from binarycat.model.eb_train import EB_MODEL_KIND
     from binarycat.model.error_zones import error_zones, read_truth
-    from binarycat.model.evaluation import evaluate_model
-    from binarycat.model.metrics import format_report
-    from binarycat.model.predict import MODEL_KIND, model_row
     from binarycat.queries.export import format_of_path, write_result
 
     stamps_format = format_of_path(stamps) if stamps else None
     condition = _where(where, ids)
-    truth_table = read_truth(truth) if truth else None
+    truth_table = read_truth(truth) if truth else None  # bad options fail before torch is imported
+
+    from binarycat.model.eb_train import EB_MODEL_KIND
+    from binarycat.model.evaluation import evaluate_model
+    from binarycat.model.predict import MODEL_KIND, model_row
     with _open(ctx) as cat:
         rows = [model_row(cat, model)] if model else []
         if not model:

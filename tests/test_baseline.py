@@ -11,6 +11,7 @@ from binarycat.ingest.fits_io import FitsImage, read_image
 from binarycat.ingest.simulate import read_truth, render_stamp, simulate_sky
 from binarycat.ingest.stacking import group_by_prefix, stack_images
 from binarycat.ingest.surveys import get_survey
+from binarycat.model import baseline
 from binarycat.model.baseline import (BASELINE_NAME, BASELINE_NAMES, PairBaseline, PairFit, baseline_name, fit_pair,
                                       pair_scores)
 from binarycat.model.metrics import classification_report
@@ -126,6 +127,18 @@ def test_bad_inputs_raise_binarycat_error():
         fit_pair(np.zeros((10, 10)), 0.0, 1.1)
     with pytest.raises(BinarycatError):
         pair_scores([np.zeros((10, 10))] * 2, [0.25, 0.25, 0.25], 1.1)
+
+
+def test_scores_do_not_depend_on_the_number_of_processes(monkeypatch):
+    seps = [0.0 if i % 2 else 0.6 + 0.2 * i for i in range(12)]  # singles, and pairs up to 2.6"
+    stamps = [_stack(_source(sid=f"{i:05d}", sep=sep, ratio=0.8 if sep else 0.0), "PanSTARRS")
+              for i, sep in enumerate(seps)]
+    s = get_survey("PanSTARRS")
+    monkeypatch.setattr(baseline, "MIN_STAMPS_PER_WORKER", 4)  # a pool even for these few stamps
+    alone = pair_scores(stamps, s.pixel_scale_arcsec, s.fwhm_arcsec, workers=1)
+    shared = pair_scores(stamps, s.pixel_scale_arcsec, s.fwhm_arcsec, workers=2)
+    assert np.array_equal(alone, shared)
+    assert alone[10] > alone[1::2].max()  # the fits really ran: the 2.6" pair beats every single
 
 
 def test_thresholds_separate_constructed_scores_per_survey():

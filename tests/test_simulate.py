@@ -266,6 +266,16 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert all(fa[k] != fc[k] for k in common)
 
 
+def test_workers_write_the_same_bytes(tmp_path):
+    one = sim.simulate_sky(tmp_path / "one", n_sources=60, seed=9, surveys=["PS1", "HST"], workers=1)
+    calls = []
+    two = sim.simulate_sky(tmp_path / "two", n_sources=60, seed=9, surveys=["PS1", "HST"], workers=2,
+                           progress=lambda done, total: calls.append((done, total)))
+    assert two.files_by_survey == one.files_by_survey and two.n_files == one.n_files
+    assert _all_bytes(two.out_dir) == _all_bytes(one.out_dir)
+    assert calls[0] == (0, two.n_files) and calls[-1] == (two.n_files, two.n_files)
+
+
 def test_adding_a_survey_does_not_change_another(tmp_path):
     alone = sim.simulate_sky(tmp_path / "alone", n_sources=10, seed=4, surveys=["hubble"])
     many = sim.simulate_sky(tmp_path / "many", n_sources=10, seed=4, surveys=["2mass", "HST", "PanSTARRS"])

@@ -204,6 +204,9 @@ def simulate(
                                     help="Moffat power index (above 1; 2.5 as DAOPHOT, about 4.8 for Kolmogorov "
                                          "seeing), or MIN,MAX to draw one per source and survey; only with "
                                          "--psf moffat."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0,
+                                help="Processes rendering stamps (0: every core); the files are the same "
+                                     "whatever the number."),
 ):
     """Simulate an Orion-like sky as per-filter FITS stamps, with a source list and truth labels.
 
@@ -220,8 +223,8 @@ def simulate(
     A sky whose PSFs have wings, to test a method that assumes Gaussian stars:
     [cyan]binarycat simulate sim5 --seed 11 --first-id 400000 --psf moffat --moffat-beta 2.5[/]
 
-    A training sky whose PSF wings vary from image to image:
-    [cyan]binarycat simulate sim6 --seed 12 --first-id 500000 --psf moffat --moffat-beta 2,5[/]
+    A training sky whose PSF wings vary from image to image, on 8 cores:
+    [cyan]binarycat simulate sim6 --seed 12 --first-id 500000 --psf moffat --moffat-beta 2,5 -j 8[/]
     """
     from binarycat.ingest.simulate import simulate_sky
     from binarycat.ingest.surveys import parse_survey_list
@@ -235,7 +238,7 @@ def simulate(
         res = simulate_sky(out_dir, n_sources=n_sources, surveys=names, seed=seed, fov_arcsec=fov,
                            binary_fraction=binary_fraction, first_id=first_id,
                            separation_range=sep_range, flux_ratio_range=ratio_range,
-                           psf=psf, moffat_beta=beta, progress=bars.factory("simulate"))
+                           psf=psf, moffat_beta=beta, progress=bars.factory("simulate"), workers=workers)
     console.print(f"Wrote {res.n_files} FITS files for {res.n_sources} sources to [bold]{res.out_dir}[/]")
     for name, n in res.files_by_survey.items():
         console.print(f"  {name:<10} {n} files in {res.out_dir / name}")

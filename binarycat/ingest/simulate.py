@@ -120,6 +120,7 @@ from scipy.optimize import brentq
 from scipy.special import erf
 
 from binarycat.errors import BinarycatError
+from binarycat.parallel import map_chunks, worker_count
 from binarycat.ingest.surveys import SURVEYS, Filter, Survey, get_survey
 
 __all__ = [
@@ -178,6 +179,7 @@ DEFAULT_MOFFAT_BETA = 2.5
 _GAUSS_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _MOFFAT_WINDOW_FWHM = 5.0  # sub-pixel sampling within this many FWHM of a star
 _MOFFAT_SUBPIXELS_FWHM = 12.0  # sub-pixels per FWHM there: max error ~0.3 % of the peak
+_MIN_SOURCES_PER_WORKER = 25  # a source takes 20-200 ms to render and a worker ~1 s to start
 
 # --- resolvability -------------------------------------------------------------------------
 _LABEL_SNR = 5.0
@@ -952,6 +954,39 @@ def _csv_ready(table: Table) -> Table:
     return t
 
 
+@dataclass(frozen=True)
+class _StampSettings:
+    out_dir: Path
+    seed: int
+    sizes: Mapping[str, int]
+    psf: str
+    moffat_beta: float | tuple[float, float]
+
+
+def _write_source(src: _Source, surveys: Iterable[Survey], st: _StampSettings) -> list[tuple]:
+    """Write one source's FITS stamps in ``surveys``; its truth rows, one per survey."""
+    rows = []
+    for s in surveys:
+        n_pix = st.sizes[s.name]
+        base = _base_header(src, s, n_pix)
+        best_snr = 0.0
+        for k, f in enumerate(s.filters):
+            image, header, snr = _render(src, s, k, st.seed, n_pix, base, psf=st.psf, moffat_beta=st.moffat_beta)
+            fits.PrimaryHDU(data=image, header=header).writeto(
+                stamp_path(st.out_dir, src.source_id, s, f.name), overwrite=True
+            )
+            best_snr = max(best_snr, snr)
+        best_snr = round(best_snr, 4)  # as written to truth.csv, so the file obeys the rule
+        label = resolved_label(src.is_binary, src.separation, s.fwhm_arcsec, best_snr)
+        rows.append((src.source_id, s.name, label, int(src.is_binary), src.separation,
+                     s.fwhm_arcsec, src.flux_ratio, best_snr))
+    return rows
+
+
+def _write_sources(jobs: list[tuple]) -> list[list[tuple]]:
+    return [_write_source(src, surveys, settings) for src, surveys, settings in jobs]
+
+
 def simulate_sky(
     out_dir,
     *,
@@ -966,6 +1001,7 @@ def simulate_sky(
     psf: str = "gaussian",
     moffat_beta: float | tuple[float, float] = DEFAULT_MOFFAT_BETA,
     progress: Callable[[int, int], object] | None = None,
+    workers: int | None = None,
 ) -> SimulationResult:
     """Simulate an Orion-like sky and write its FITS stamps, ``sources.csv`` and ``truth.csv``.
 
@@ -998,6 +1034,10 @@ def simulate_sky(
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` with the number of FITS files written so far
         and the total to write: once with ``n_done = 0`` and then after each (source, survey).
+    workers : int, optional
+        Processes that render the stamps (None or 0: every core, `binarycat.parallel.allowed_cores`).
+        Each stamp's noise comes from its own seed, so the files are byte-identical whatever the
+        number of workers.
 
     Returns
     -------
@@ -1028,35 +1068,30 @@ def simulate_sky(
         if covers[s.name].any():
             (out_dir / s.name).mkdir(exist_ok=True)
 
-    files_by_survey = {s.name: 0 for s in survey_list}
-    truth_rows = []
-    n_done = 0
-    if progress is not None:
-        progress(0, n_total)
+    settings = _StampSettings(out_dir, int(seed), sizes, psf, moffat_beta)
+    jobs = []
     for i, row in enumerate(table):
         src = _Source.from_row(row)
-        for s in survey_list:
-            if not covers[s.name][i]:
-                continue
-            n_pix = sizes[s.name]
-            base = _base_header(src, s, n_pix)
-            best_snr = 0.0
-            for k, f in enumerate(s.filters):
-                image, header, snr = _render(src, s, k, int(seed), n_pix, base, psf=psf, moffat_beta=moffat_beta)
-                fits.PrimaryHDU(data=image, header=header).writeto(
-                    stamp_path(out_dir, src.source_id, s, f.name), overwrite=True
-                )
-                best_snr = max(best_snr, snr)
-            files_by_survey[s.name] += len(s.filters)
-            n_done += len(s.filters)
-            best_snr = round(best_snr, 4)  # as written to truth.csv, so the file obeys the rule
-            label = resolved_label(src.is_binary, src.separation, s.fwhm_arcsec, best_snr)
-            truth_rows.append(
-                (src.source_id, s.name, label, int(src.is_binary), src.separation,
-                 s.fwhm_arcsec, src.flux_ratio, best_snr)
-            )
-            if progress is not None:
-                progress(n_done, n_total)
+        covering = tuple(s for s in survey_list if covers[s.name][i])
+        if covering:
+            jobs.append((src, covering, settings))
+    files_by_survey = {s.name: 0 for s in survey_list}
+    n_done = 0
+
+    def count(chunk_rows):
+        nonlocal n_done
+        for rows in chunk_rows:
+            for row in rows:
+                n_files = len(get_survey(row[1]).filters)
+                files_by_survey[row[1]] += n_files
+                n_done += n_files
+                if progress is not None:
+                    progress(n_done, n_total)
+
+    if progress is not None:
+        progress(0, n_total)
+    n_workers = worker_count(workers, len(jobs), _MIN_SOURCES_PER_WORKER)
+    truth_rows = [row for rows in map_chunks(_write_sources, jobs, n_workers, done=count) for row in rows]
 
     sources_csv = out_dir / "sources.csv"
     truth_csv = out_dir / "truth.csv"

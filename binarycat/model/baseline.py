@@ -96,6 +96,7 @@ from scipy.special import erf
 
 from binarycat.errors import BinarycatError
 from binarycat.model.metrics import macro_f1_at_thresholds
+from binarycat.parallel import map_chunks, worker_count
 
 __all__ = [
     "BASELINE_NAME",
@@ -104,6 +105,7 @@ __all__ = [
     "FIT_RADIUS_ARCSEC",
     "MAX_SEPARATION_ARCSEC",
     "MIN_SEPARATION_FWHM",
+    "MIN_STAMPS_PER_WORKER",
     "PSF_MISMATCH",
     "PairFit",
     "PairBaseline",
@@ -132,6 +134,8 @@ PSF_MISMATCH = 0.03
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _MAD_TO_SIGMA = 1.4826
 _MIN_OUTER_PIXELS = 16
+#: A pair fit takes 10-40 ms and starting a process about a second: fewer stamps stay in-process.
+MIN_STAMPS_PER_WORKER = 200
 _LOCAL_RADIUS_FWHM = 4.0
 _MAX_FIT_PIXELS = 64
 _MIN_FWHM_PIXELS = 2.0
@@ -477,7 +481,8 @@ def _plausible(theta2: np.ndarray, coef2: np.ndarray, fwhm_pix: float, scale: fl
                 and sep_pix * scale <= MAX_SEPARATION_ARCSEC)
 
 
-def pair_scores(arrays: Sequence, pixel_scales, fwhms, profile: str = "gaussian") -> np.ndarray:
+def pair_scores(arrays: Sequence, pixel_scales, fwhms, profile: str = "gaussian",
+                workers: int | None = None) -> np.ndarray:
     """`fit_pair` scores of many stamps.
 
     Parameters
@@ -488,6 +493,9 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms, profile: str = "gaussian"
         Pixel scale and PSF FWHM (arcsec) of each stamp, or one value for all.
     profile : {"gaussian", "moffat"}
         The PSF family fitted (see `fit_pair`).
+    workers : int, optional
+        Processes to fit in (None or 0: `binarycat.parallel.allowed_cores`); fewer than
+        `MIN_STAMPS_PER_WORKER` stamps per process stay in this one. The scores do not depend on it.
 
     Returns
     -------
@@ -510,8 +518,13 @@ def pair_scores(arrays: Sequence, pixel_scales, fwhms, profile: str = "gaussian"
         raise BinarycatError(
             f"pair_scores needs one pixel scale and one FWHM per stamp: got {n} stamps, "
             f"{len(scales)} pixel scales and {len(widths)} FWHMs.")
-    return np.array([fit_pair(a, s, w, profile).score for a, s, w in zip(arrays, scales, widths)],
-                    dtype=np.float64)
+    jobs = [(a, float(s), float(w), profile) for a, s, w in zip(arrays, scales, widths)]
+    n_workers = worker_count(workers, n, MIN_STAMPS_PER_WORKER)
+    return np.array(map_chunks(_scores_of, jobs, n_workers), dtype=np.float64)
+
+
+def _scores_of(jobs: list[tuple]) -> list[float]:
+    return [fit_pair(a, s, w, profile).score for a, s, w, profile in jobs]
 
 
 # ============================================================================================

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
+
+from binarycat.parallel import allowed_cores
 
 __all__ = ["pick_device", "autocast", "configure_cpu", "cpu_threads", "adam"]
 
 
 def cpu_threads() -> int:
-    """Threads torch should use on CPU: ``OMP_NUM_THREADS`` if set, else every core allowed.
-
-    A batch scheduler (SLURM, PBS) or a parallel test run sets ``OMP_NUM_THREADS`` to the
-    cores it gave this process; taking every core of a shared node instead would oversubscribe it.
-    """
-    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if requested.isdigit() and int(requested) > 0:
-        return int(requested)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Threads torch should use on CPU: `binarycat.parallel.allowed_cores` (``OMP_NUM_THREADS``
+    if set, else every core this process may run on)."""
+    return allowed_cores()
 
 
 def configure_cpu() -> None:

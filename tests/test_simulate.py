@@ -266,10 +266,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert all(fa[k] != fc[k] for k in common)
 
 
-def test_workers_write_the_same_bytes(tmp_path):
-    one = sim.simulate_sky(tmp_path / "one", n_sources=60, seed=9, surveys=["PS1", "HST"], workers=1)
+def test_workers_write_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sim, "_MIN_SOURCES_PER_WORKER", 4)  # a pool even for this small sky
+    one = sim.simulate_sky(tmp_path / "one", n_sources=24, seed=9, surveys=["PS1", "HST"], workers=1)
     calls = []
-    two = sim.simulate_sky(tmp_path / "two", n_sources=60, seed=9, surveys=["PS1", "HST"], workers=2,
+    two = sim.simulate_sky(tmp_path / "two", n_sources=24, seed=9, surveys=["PS1", "HST"], workers=2,
                            progress=lambda done, total: calls.append((done, total)))
     assert two.files_by_survey == one.files_by_survey and two.n_files == one.n_files
     assert _all_bytes(two.out_dir) == _all_bytes(one.out_dir)

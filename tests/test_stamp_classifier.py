@@ -28,6 +28,9 @@ from binarycat.pipeline import init_catalog
 from conftest import write_stamp
 
 SCALE, FWHM = 0.25, 1.0
+# Tests of training mechanics (time budget, averaging, threshold modes) train on these 40 sources
+# of the 100 in ``easy``, with one view, to keep the suite quick.
+FEW = "s.source_id < '00040'"
 
 
 def _easy_sky(root, first: int, n: int, seed: int):
@@ -177,7 +180,8 @@ def test_thresholds_fitted_at_training_are_refitted_the_same_for_an_older_model(
     assert ev.per_survey_fixed["PanSTARRS"] == metrics["test_per_survey_fixed_threshold"]["PanSTARRS"]
 
     fixed = train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, batch_size=16, input_size=32,
-                                                                   thresholds="fixed"), device="cpu")
+                                                                   thresholds="fixed", views=1),
+                                   device="cpu", where=FEW)
     assert model_row(cat, fixed.model_id)["metrics"]["thresholds"] is None and fixed.thresholds == {}
     ev = evaluate_model(cat, fixed.model_id, on="test", device="cpu", baseline=False)
     assert ev.thresholds == {} and ev.report == ev.report_fixed
@@ -211,8 +215,8 @@ def test_calibration_is_fitted_at_training_and_stored(easy):
 def test_a_time_budget_stops_training_after_the_epoch_that_spends_it(easy):
     cat, result, _ = easy
     assert model_row(cat, result.model_id)["metrics"]["stopped"] == "epochs"
-    config = TrainConfig(epochs=6, batch_size=16, input_size=32, learning_rate=1e-3, max_minutes=0)
-    short = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+    config = TrainConfig(epochs=6, batch_size=16, input_size=32, learning_rate=1e-3, max_minutes=0, views=1)
+    short = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where=FEW)
     metrics = model_row(cat, short.model_id)["metrics"]
     assert len(short.history) == 1 and metrics["stopped"] == "max_minutes" and metrics["best_epoch"] == 1
 
@@ -299,7 +303,7 @@ def test_a_model_fine_tuned_with_survey_conditioning_starts_as_itself(easy):
     a network that evaluate and predict feed each stamp's survey."""
     cat, result, _ = easy
     config = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=0.0, init_from=result.model_id,
-                         arch="resnet34-stem-film")
+                         arch="resnet34-stem-film", views=1)
     tuned = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
     before, _ = load_catalog_checkpoint(cat, model_row(cat, result.model_id)["checkpoint"])
     after, stored = load_catalog_checkpoint(cat, model_row(cat, tuned.model_id)["checkpoint"])
@@ -324,7 +328,7 @@ def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
     def run(epochs, average_from):
         config = TrainConfig(epochs=epochs, batch_size=16, input_size=32, learning_rate=1e-3, lr_step=100,
                              patience=10, average_from=average_from, arch="resnet34", views=1)
-        result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where="s.source_id < '00040'")
+        result = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where=FEW)
         row = model_row(cat, result.model_id)
         model, _ = load_catalog_checkpoint(cat, row["checkpoint"])
         return dict(model.named_parameters()), row["metrics"], result

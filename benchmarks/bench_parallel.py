@@ -1,11 +1,13 @@
-"""How much faster the simulator and the classical baseline run on every core than on one.
+"""How much faster the simulator, ingest and the classical baseline run on every core than on one.
 
-Both spread independent items over processes (`binarycat.parallel`). In one run on the same
+Each spreads independent items over processes (`binarycat.parallel`). In one run on the same
 machine this times, at ``--workers`` processes against one (the reference):
 
 (a) `simulate_sky` writing the FITS stamps of ``--sources`` Pan-STARRS + SDSS9 + HST sources
     with Moffat PSFs (the slowest PSF to render), and checks the two folders are byte-identical;
-(b) `pair_scores` fitting the Moffat-family one- and two-star models to those stamps (the
+(b) `ingest_fits` reading and stacking those files into a fresh catalogue per run (the work of
+    `binarycat ingest`), and checks both catalogues hold the same stamps;
+(c) `pair_scores` fitting the Moffat-family one- and two-star models to those stamps (the
     baseline `binarycat evaluate --baseline-psf moffat` runs), and checks the scores are equal.
 
 It prints items per second for each and the speed-up ratio; on N free cores the ideal is N, less
@@ -26,7 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from binarycat.ingest.fits_io import read_image
+from binarycat.catalog.sources import import_sources
+from binarycat.catalog.store import Catalog
 from binarycat.ingest.simulate import simulate_sky
+from binarycat.ingest.stamps import ingest_fits
 from binarycat.ingest.stacking import group_by_prefix, stack_images
 from binarycat.ingest.surveys import get_survey
 from binarycat.model.baseline import pair_scores
@@ -77,6 +82,19 @@ def main() -> None:
                            f"files_per_s_{workers}": round(files / times[workers], 1),
                            "speedup": round(times[1] / times[workers], 2),
                            "identical": _digest(tmp / "j1") == _digest(tmp / f"j{workers}")}
+        stamp_ids = {}
+        for w in (1, workers):
+            cat = Catalog(tmp / f"cat{w}", create=True)
+            import_sources(cat, tmp / "j1" / "sources.csv")
+            t0 = time.perf_counter()
+            stored = sum(ingest_fits(cat, [tmp / "j1" / name], name, workers=w).stored for name in SURVEYS)
+            times[w] = time.perf_counter() - t0
+            stamp_ids[w] = sorted(r[0] for r in cat.sql("select stamp_id from stamps").fetchall())
+            cat.close()
+        out["ingest"] = {"stamps": stored, "stamps_per_s_1": round(stored / times[1], 1),
+                         f"stamps_per_s_{workers}": round(stored / times[workers], 1),
+                         "speedup": round(times[1] / times[workers], 2),
+                         "identical": stamp_ids[1] == stamp_ids[workers]}
         arrays, scales, fwhms = _stamps(tmp / "j1")
         scores = {}
         for w in (1, workers):

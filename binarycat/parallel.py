@@ -1,9 +1,10 @@
-"""Spreading independent CPU work over processes: the simulator's stamps and the baseline's fits.
+"""Spreading independent CPU work over processes: simulated stamps, FITS reads, baseline fits.
 
-Both are pure Python/numpy loops over items that do not talk to each other, so threads would
+Each is a pure Python/numpy loop over items that do not talk to each other, so threads would
 serialise on the GIL; `map_chunks` hands contiguous chunks of the items to a pool of
 ``spawn``-started processes (safe beside torch's threads, and the same on every platform) and
-returns the results in the items' order, so the output does not depend on the number of workers.
+returns the results in the items' order, so the output does not depend on the number of workers;
+`iter_chunks` yields them chunk by chunk, for output too large to hold at once.
 Below `worker_count`'s minimum of items per worker it stays in this process: starting a worker
 costs about a second of imports.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-__all__ = ["allowed_cores", "worker_count", "map_chunks"]
+__all__ = ["allowed_cores", "worker_count", "map_chunks", "iter_chunks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,29 +86,42 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], workers: in
     list
         ``fn(items[0:k]) + fn(items[k:2k]) + ...``.
     """
+    out: list[R] = []
+    for results in iter_chunks(fn, items, workers, chunk_size):
+        out.extend(results)
+        if done is not None:
+            done(results)
+    return out
+
+
+def iter_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], workers: int,
+                chunk_size: int | None = None) -> Iterator[list[R]]:
+    """Yield ``fn(chunk)`` for consecutive chunks of ``items``, in order, as each is ready.
+
+    The streaming form of `map_chunks` (same arguments): the caller can store each chunk's
+    results and let them go before the next arrives, so memory holds a few chunks, not the
+    whole output. Workers run ahead of the caller by at most two chunks each.
+    """
     items = list(items)
     if not items:
-        return []
+        return
     size = chunk_size or max(1, -(-len(items) // (4 * max(1, workers))))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    out: list[R] = []
     if workers <= 1:
         for chunk in chunks:
-            results = fn(chunk)
-            out.extend(results)
-            if done is not None:
-                done(results)
-        return out
+            yield fn(chunk)
+        return
+    ahead = 2 * workers
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, chunk) for chunk in chunks]
+        futures = deque(pool.submit(fn, chunk) for chunk in chunks[:ahead])
+        pending = iter(chunks[ahead:])
         try:
-            for future in futures:
-                results = future.result()
-                out.extend(results)
-                if done is not None:
-                    done(results)
-        except BaseException:
+            while futures:
+                results = futures.popleft().result()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    futures.append(pool.submit(fn, nxt))
+                yield results
+        finally:
             for future in futures:
                 future.cancel()
-            raise
-    return out

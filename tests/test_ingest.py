@@ -119,3 +119,40 @@ def test_stored_stamp_is_the_stack(catalog, tmp_path):
     stored = load_stamp_arrays(catalog, [sid])[0]
     expected, _ = stack_images([read_image(g), read_image(r)])
     assert stored.tobytes() == expected.tobytes()
+
+
+def test_worker_processes_store_the_same_stamps_and_report(tmp_path, monkeypatch):
+    from binarycat.catalog.store import Catalog
+    from binarycat.ingest import stamps as stamps_module
+
+    monkeypatch.setattr(stamps_module, "_MIN_GROUPS_PER_WORKER", 1)  # workers even for a handful of groups
+    d = tmp_path / "hst"
+    sources = []
+    for i in range(10):
+        sid, ra = f"{i:05d}", RA + i * 0.01
+        sources.append((sid, ra, DEC))
+        for band, seed in (("V", 2 * i), ("I", 2 * i + 1)):
+            write_stamp(d / f"{sid}_HST_{band}.fits", ra, DEC, scale=0.05, n=30, fwhm=0.1, seed=seed)
+    (d / "00003_HST_I.fits").write_bytes(b"\x00garbage")  # a bad file: its group keeps the good filter
+    write_stamp(d / "nowhere_HST_V.fits", RA + 1.0, DEC, scale=0.05, n=30, fwhm=0.1)  # no source there
+
+    def run(workers):
+        cat = Catalog(tmp_path / f"cat{workers}", create=True)
+        add_sources(cat, sources)
+        rep = ingest_fits(cat, [d], "HST", workers=workers)
+        rows = cat.sql("select source_id, survey, filters, origin, ra, dec, pixel_scale_arcsec, stamp_id "
+                       "from stamps order by source_id").fetchall()
+        arrays = [a.tobytes() for a in load_stamp_arrays(cat, [r[-1] for r in rows])]
+        again = ingest_fits(cat, [d], "HST", workers=workers)
+        count = cat.table_count("stamps")
+        cat.close()
+        return rep, rows, arrays, again, count
+
+    serial, parallel = run(1), run(2)
+    rep, rows, arrays, again, count = parallel
+    assert (rep.stored, len(rep.problems), [u[0] for u in rep.unmatched]) == (10, 1, ["nowhere_HST"])
+    assert rows[3][2] == ["V"]
+    assert rep.problems == serial[0].problems and rep.unmatched == serial[0].unmatched
+    assert rows == serial[1]
+    assert arrays == serial[2]
+    assert again.stored == 0 and again.already_present == 10 and count == 10

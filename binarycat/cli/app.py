@@ -251,6 +251,9 @@ def ingest(
     paths: List[Path] = typer.Argument(..., help="FITS files or folders (searched recursively)."),
     survey: str = typer.Option(..., "--survey", "-s", help="Survey name or alias (PS1, SDSS, HST...)."),
     match_radius: float = typer.Option(1.0, help="Largest stamp-centre to source distance, arcsec."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0,
+                                help="Processes reading and stacking files (0: every core); the stored stamps "
+                                     "are the same whatever the number."),
 ):
     """Read per-filter FITS cutouts, stack each source's filters and store the stamps.
 
@@ -259,6 +262,8 @@ def ingest(
     one by one and the good ones are still stored; re-running adds nothing.
 
     Example: [cyan]binarycat ingest sim/PanSTARRS --survey PS1[/]
+
+    A large folder on 8 cores: [cyan]binarycat ingest orion/HST --survey HST -j 8[/]
     """
     from binarycat.ingest.stamps import ingest_fits
     from binarycat.ingest.surveys import get_survey
@@ -266,7 +271,7 @@ def ingest(
     name = get_survey(survey).name
     with _open(ctx, create=True) as cat, Bars() as bars:
         rep = ingest_fits(cat, paths, name, match_radius_arcsec=match_radius,
-                          progress=bars.factory(f"ingest {name}"))
+                          progress=bars.factory(f"ingest {name}"), workers=workers)
     console.print(f"{name}: {rep.stored} stamps stored, {rep.already_present} already present, "
                   f"{len(rep.problems)} bad files, {len(rep.unmatched)} without a source "
                   f"({rep.files} files read).")

@@ -11,6 +11,11 @@ catalogue source in this order:
 
 A group that matches no source is reported, never silently dropped. A bad file is reported
 with its reason and the rest of its group, and of the run, is still stored.
+
+Reading and stacking the files is most of the work and each group is independent, so groups are
+read in worker processes (`binarycat.parallel.iter_chunks`), chunk by chunk in file order; matching
+and storing stay in this process, so the catalogue and the report are the same for any number of
+workers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
@@ -29,11 +35,13 @@ from binarycat.errors import BadFitsError, BinarycatError
 from binarycat.ingest.fits_io import FitsImage, is_fits_name, read_image
 from binarycat.ingest.stacking import group_by_prefix, split_name, stack_images
 from binarycat.ingest.surveys import Survey, get_survey, sync_survey_table
+from binarycat.parallel import iter_chunks, worker_count
 
 __all__ = ["IngestReport", "expand_paths", "ingest_fits", "DEFAULT_MATCH_RADIUS_ARCSEC"]
 
 DEFAULT_MATCH_RADIUS_ARCSEC = 1.0
 BATCH = 256
+_MIN_GROUPS_PER_WORKER = 64  # below this a worker's start-up (about a second of imports) costs more than it saves
 _ID_KEYWORDS = ("SRCID", "SOURCEID", "SOURCE_ID", "OBJECT")
 
 
@@ -80,6 +88,26 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
     return sorted(set(files)), problems
 
 
+@dataclass
+class _ReadGroup:
+    """One group of per-filter files, read and stacked (in a worker process)."""
+
+    prefix: str
+    problems: list[tuple[str, str]]
+    header_ids: list[str] = field(default_factory=list)
+    centre: tuple[float, float] | None = None
+    data: np.ndarray | None = None
+    stack_error: str | None = None
+    filters: list[str] = field(default_factory=list)
+    pixel_scale_arcsec: float | None = None
+    origin: str = ""
+    first_path: str = ""
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.filters)
+
+
 class _SourceMatcher:
     def __init__(self, catalog: Catalog):
         ids, ra, dec = source_positions(catalog)
@@ -87,20 +115,18 @@ class _SourceMatcher:
         self.id_set = set(ids)
         self.coords = SkyCoord(ra * u.deg, dec * u.deg) if ids else None
 
-    def match(self, prefix: str, image: FitsImage, radius_arcsec: float) -> str | None:
-        for key in _ID_KEYWORDS:
-            value = image.header.get(key)
-            if value is not None and str(value).strip() in self.id_set:
-                return str(value).strip()
-        head = prefix.split("_", 1)[0]
+    def match(self, group: _ReadGroup, radius_arcsec: float) -> str | None:
+        for value in group.header_ids:
+            if value in self.id_set:
+                return value
+        head = group.prefix.split("_", 1)[0]
         if head in self.id_set:
             return head
-        if prefix in self.id_set:
-            return prefix
-        centre = image.centre()
-        if centre is None or self.coords is None:
+        if group.prefix in self.id_set:
+            return group.prefix
+        if group.centre is None or self.coords is None:
             return None
-        c = SkyCoord(centre[0] * u.deg, centre[1] * u.deg)
+        c = SkyCoord(group.centre[0] * u.deg, group.centre[1] * u.deg)
         idx, sep, _ = c.match_to_catalog_sky(self.coords)
         return self.ids[int(idx)] if sep.arcsec <= radius_arcsec else None
 
@@ -112,6 +138,7 @@ def ingest_fits(
     *,
     match_radius_arcsec: float = DEFAULT_MATCH_RADIUS_ARCSEC,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
     """Read, stack and store FITS cutouts of one survey.
 
@@ -126,6 +153,10 @@ def ingest_fits(
         Largest distance between a stamp centre and its source (see the module docstring).
     progress : callable, optional
         Called as ``progress(groups_done, groups_total)``.
+    workers : int, optional
+        Processes reading and stacking files; None or 0 means every allowed core
+        (`binarycat.parallel.allowed_cores`). Small ingests stay in this process. The stored
+        stamps and the report do not depend on it.
 
     Returns
     -------
@@ -145,50 +176,80 @@ def ingest_fits(
             "The catalogue has no sources to tie stamps to; import some with `binarycat sources import`."
         )
     groups = group_by_prefix(files)
+    jobs = [(prefix, group, tuple(survey.filter_names)) for prefix, group in groups.items()]
+    n_workers = worker_count(workers, len(jobs), _MIN_GROUPS_PER_WORKER)
     batch: list[StampRecord] = []
-    for n, (prefix, group) in enumerate(groups.items(), start=1):
-        record = _group_record(prefix, group, survey, matcher, match_radius_arcsec, report)
-        if record is not None:
-            batch.append(record)
-        if len(batch) >= BATCH:
-            _flush(catalog, batch, report)
-        if progress:
-            progress(n, len(groups))
+    n = 0
+    for chunk in iter_chunks(_read_groups, jobs, n_workers, chunk_size=_chunk_size(len(jobs), n_workers)):
+        for read in chunk:
+            n += 1
+            record = _record(read, survey, matcher, match_radius_arcsec, report)
+            if record is not None:
+                batch.append(record)
+            if len(batch) >= BATCH:
+                _flush(catalog, batch, report)
+            if progress:
+                progress(n, len(jobs))
     _flush(catalog, batch, report)
     return report
 
 
-def _group_record(prefix, group, survey, matcher, radius, report) -> StampRecord | None:
+def _chunk_size(n_jobs: int, workers: int) -> int | None:
+    return None if workers <= 1 else max(1, min(BATCH, -(-n_jobs // (4 * workers))))
+
+
+def _read_groups(jobs: list[tuple[str, list[Path], tuple[str, ...]]]) -> list[_ReadGroup]:
+    return [_read_group(*job) for job in jobs]
+
+
+def _read_group(prefix: str, group: list[Path], filter_names: tuple[str, ...]) -> _ReadGroup:
+    read = _ReadGroup(prefix=prefix, problems=[])
     images: list[FitsImage] = []
     for path in group:
         try:
             images.append(read_image(path))
         except BadFitsError as exc:
-            report.problems.append((exc.path, exc.reason))
+            read.problems.append((exc.path, exc.reason))
     if not images:
-        return None
-    order = {b.lower(): i for i, b in enumerate(survey.filter_names)}
+        return read
+    order = {b.lower(): i for i, b in enumerate(filter_names)}
     images.sort(key=lambda im: (order.get(_band(im).lower(), len(order)), im.path.name))
-    source_id = matcher.match(prefix, images[0], radius)
-    centre = images[0].centre()
-    if source_id is None:
-        report.unmatched.append((prefix, *(centre or (None, None))))
-        return None
-    try:
-        data, wcs = stack_images(images)
-    except ValueError as exc:
-        report.problems.append((str(group[0]), f"cannot stack: {exc}"))
-        return None
+    first = images[0]
+    read.header_ids = [str(first.header[key]).strip() for key in _ID_KEYWORDS if first.header.get(key) is not None]
+    read.centre = first.centre()
+    read.filters = [_band(im) for im in images]
     scales = [im.pixel_scale_arcsec for im in images if im.pixel_scale_arcsec]
+    read.pixel_scale_arcsec = min(scales) if scales else None
+    read.origin = ";".join(im.path.name for im in images)
+    read.first_path = str(group[0])
+    try:
+        read.data, _ = stack_images(images)
+    except ValueError as exc:
+        read.stack_error = f"cannot stack: {exc}"
+    return read
+
+
+def _record(read: _ReadGroup, survey: Survey, matcher: _SourceMatcher, radius: float,
+            report: IngestReport) -> StampRecord | None:
+    report.problems.extend(read.problems)
+    if not read.readable:
+        return None
+    source_id = matcher.match(read, radius)
+    if source_id is None:
+        report.unmatched.append((read.prefix, *(read.centre or (None, None))))
+        return None
+    if read.stack_error is not None:
+        report.problems.append((read.first_path, read.stack_error))
+        return None
     return StampRecord(
         source_id=source_id,
         survey=survey.name,
-        data=data,
-        filters=[_band(im) for im in images],
-        pixel_scale_arcsec=min(scales) if scales else None,
-        ra=centre[0] if centre else None,
-        dec=centre[1] if centre else None,
-        origin=";".join(im.path.name for im in images),
+        data=read.data,
+        filters=read.filters,
+        pixel_scale_arcsec=read.pixel_scale_arcsec,
+        ra=read.centre[0] if read.centre else None,
+        dec=read.centre[1] if read.centre else None,
+        origin=read.origin,
     )
 
 

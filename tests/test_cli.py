@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-BINARYCAT = shutil.which("binarycat") or f"{sys.executable} -m binarycat.cli.app"
+BINARYCAT = shutil.which("binarycat") or f"{sys.executable} -m binarycat"
 
 
 def run(*args, cwd=None, ok=True):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from binarycat.parallel import allowed_cores, map_chunks, worker_count
+from binarycat.parallel import allowed_cores, iter_chunks, map_chunks, worker_count
 
 
 def test_allowed_cores_follows_omp_num_threads(monkeypatch):
@@ -43,3 +43,10 @@ def test_chunks_come_back_in_order(workers):
 def test_an_error_in_a_worker_reaches_the_caller():
     with pytest.raises(TypeError):
         map_chunks(sorted, [1, "a", 2, 3], 2, chunk_size=2)
+
+
+def test_more_chunks_than_the_workers_run_ahead_keep_their_order():
+    items = list(range(23, 0, -1))  # 12 chunks of 2 against 2 workers, who run at most 4 chunks ahead
+    expected = [x for i in range(0, len(items), 2) for x in sorted(items[i : i + 2])]
+    assert map_chunks(sorted, items, 2, chunk_size=2) == expected
+    assert [len(c) for c in iter_chunks(sorted, items, 2, chunk_size=2)] == [2] * 11 + [1]

@@ -5,7 +5,7 @@
 # Made for a lent GPU machine (docs/gpu-session.md says how to call it there), and runs anywhere
 # binarycat is installed; on 2 CPU cores use SCALE and TRAIN_ARGS to make a smoke run of it:
 #
-#   SCALE=0.02 INPUT_SIZE=64 TRAIN_ARGS="--epochs 2" bash scripts/gpu-pool-run.sh
+#   SCALE=0.004 INPUT_SIZE=64 TRAIN_ARGS="--epochs 1" BENCH=0 bash scripts/gpu-pool-run.sh
 #
 # Settings (environment variables):
 #   WORK         working folder: simulated FITS, the catalogue, logs      [/tmp/binarycat-pool]
@@ -14,6 +14,9 @@
 #   INPUT_SIZE   model input, pixels (the field stays 6.4")                 [224]
 #   TRAIN_ARGS   extra `binarycat train` options                            [--epochs 40 --patience 12 --max-minutes 14]
 #   EVAL_SEEDS   seeds of the fresh skies, Moffat beta 2-5 then Gaussian    [33 34]
+#   BENCH        1: first run benchmarks/bench_stamp_io.py at INPUT_SIZE (issue 4 asks for its
+#                figures on each device) into $REPORTS/bench_stamp_io.txt     [1]
+#   BENCH_ARGS   extra options of that benchmark                            []
 #   PYTHON       the interpreter that has (or gets) binarycat's needs       [python3]
 #
 # Every step can be run again: simulate writes the same files, ingest and label import add
@@ -66,6 +69,14 @@ EVAL=(
   "sim${EVAL_SEEDS[0]} ${EVAL_SEEDS[0]} 950000 1000 $SURVEYS --psf moffat --moffat-beta 2,5"
   "sim${EVAL_SEEDS[1]} ${EVAL_SEEDS[1]} 960000 1000 $SURVEYS"
 )
+
+if [ "${BENCH:-1}" = 1 ] && [ ! -s "$REPORTS/bench_stamp_io.txt" ]; then
+    say "benchmarks/bench_stamp_io.py --input-size $INPUT_SIZE"
+    # shellcheck disable=SC2086
+    "$PY" "$ROOT/benchmarks/bench_stamp_io.py" --input-size "$INPUT_SIZE" --workdir "$WORK/bench" \
+        ${BENCH_ARGS:-} > "$REPORTS/bench_stamp_io.txt.part"
+    mv "$REPORTS/bench_stamp_io.txt.part" "$REPORTS/bench_stamp_io.txt"
+fi
 
 [ -e "$CAT/catalog.duckdb" ] || bc --catalog "$CAT" init
 for sky in "${POOL[@]}" "${EVAL[@]}"; do

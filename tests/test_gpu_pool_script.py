@@ -59,7 +59,8 @@ def test_training_ids_hold_every_pool_sky_and_no_fresh_sky():
 @pytest.mark.slow
 def test_a_smoke_run_trains_and_scores_on_both_fresh_skies(tmp_path):
     env = dict(os.environ, WORK=str(tmp_path), SCALE="0.004", INPUT_SIZE="64", PYTHON=sys.executable,
-               TRAIN_ARGS="--epochs 1 --batch-size 16", OMP_NUM_THREADS="1")
+               TRAIN_ARGS="--epochs 1 --batch-size 16", OMP_NUM_THREADS="1",
+               BENCH_ARGS="--n-sources 4 --repeats 1 --io-repeats 1")
     subprocess.run(["bash", str(SCRIPT)], env=env, check=True, capture_output=True, timeout=1200)
     reports = tmp_path / "reports"
     model = json.loads((reports / "train.json").read_text())["model_id"]
@@ -68,6 +69,7 @@ def test_a_smoke_run_trains_and_scores_on_both_fresh_skies(tmp_path):
         text = (reports / f"eval-{sky}.txt").read_text()
         assert "psf-pair-fit-moffat-v1" in text and "PanSTARRS" in text and "HST" in text
         assert (reports / f"eval-{sky}.parquet").stat().st_size > 0
+    assert "Parquet" in (reports / "bench_stamp_io.txt").read_text()
     # a second run stores nothing again and trains nothing again
     before = _counts(tmp_path / "catalog")
     subprocess.run(["bash", str(SCRIPT)], env=env, check=True, capture_output=True, timeout=600)

@@ -345,3 +345,35 @@ def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
     # a run that stops before the averaging starts keeps its best epoch
     _, m1, _ = run(1, 2)
     assert m1["averaged_epochs"] is None and m1["best_epoch"] == 1
+
+
+def test_pair_margins_steer_training_and_the_head_is_not_stored(easy, tmp_path):
+    """With ``aux_truth`` the margins' loss changes the trained weights (same seed, same stamps,
+    weight 0 against 1), the stored network is the plain one, and its params say what it used."""
+    cat, _, _ = easy
+    truth = tmp_path / "truth.csv"
+    with open(truth, "w", newline="") as f:
+        rows = [(f"{i:05d}", "PanSTARRS", 1, 1, 2.0, FWHM, 0.7, 80.0) for i in range(0, 40, 2)]
+        csv.writer(f).writerows([("source_id", "survey", "label", "is_binary", "separation_arcsec",
+                                  "fwhm_arcsec", "flux_ratio", "companion_snr"), *rows])
+
+    def run(weight):
+        config = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=1e-3, views=1,
+                             arch="resnet34", aux_truth=[str(truth)], aux_weight=weight)
+        return train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where=FEW)
+
+    plain, steered = run(0.0), run(1.0)
+    a, _ = load_catalog_checkpoint(cat, model_row(cat, plain.model_id)["checkpoint"])
+    b, params = load_catalog_checkpoint(cat, model_row(cat, steered.model_id)["checkpoint"])
+    assert list(a.state_dict()) == list(build("resnet34").state_dict())
+    assert list(b.state_dict()) == list(a.state_dict())
+    assert not torch.equal(a.layer1[0].conv1.weight, b.layer1[0].conv1.weight)
+    assert params["aux_truth"] == [str(truth)] and params["aux_weight"] == 1.0
+    assert "aux_truth" not in TrainConfig().as_dict()
+    elsewhere = tmp_path / "elsewhere.csv"
+    with open(elsewhere, "w", newline="") as f:
+        csv.writer(f).writerows([("source_id", "survey", "is_binary", "separation_arcsec", "fwhm_arcsec",
+                                  "companion_snr"), ("99999", "PanSTARRS", 1, 2.0, 1.0, 50.0)])
+    with pytest.raises(BinarycatError, match="No training stamp is a binary of the --aux-truth"):
+        train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, input_size=32, aux_truth=[str(elsewhere)]),
+                               device="cpu", where=FEW)

@@ -437,6 +437,10 @@ def train(
                                                "averaging) instead of the best epoch."),
     thresholds: str = typer.Option("validation", help="validation: flag each survey at its own threshold, "
                                                       "fitted on its validation stamps; fixed: p_binary >= 0.5."),
+    aux_truth: Optional[str] = typer.Option(None, "--aux-truth", help="Comma-separated tables of pair geometry "
+                                            "(a simulator's truth.csv): also train a head to regress each "
+                                            "binary's separation / FWHM and companion S/N / 5 (training only)."),
+    aux_weight: float = typer.Option(0.1, "--aux-weight", min=0.0, help="Weight of that regression's loss."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -460,6 +464,9 @@ def train(
 
     Fine-tune and keep the average of epochs 3-10 at a flat learning rate:
     [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --lr-step 100 --epochs 10 --average-from 3[/]
+
+    On simulated skies, also learn how far each pair lies from the label rule:
+    [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --aux-truth sim1/truth.csv,sim3/truth.csv[/]
     """
     from binarycat.ingest.surveys import parse_survey_list
     from binarycat.model.metrics import format_report
@@ -473,7 +480,8 @@ def train(
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
                          init_from=init_from, average_from=average_from, thresholds=thresholds, seed=seed,
-                         split_seed=split_seed)
+                         split_seed=split_seed, aux_weight=aux_weight,
+                         aux_truth=[p.strip() for p in aux_truth.split(",") if p.strip()] if aux_truth else None)
     condition = _where(where, ids)
     with _open(ctx) as cat, Bars() as bars:
         res = train_stamp_classifier(cat, names, config, where=condition, device=device,

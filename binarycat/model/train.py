@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
+from binarycat.model.auxiliary import PairMarginHead, margin_loss, margin_targets, read_pair_geometry
 from binarycat.model.calibration import expected_calibration_error, fit_temperature, probabilities
 from binarycat.model.checkpoints import load_catalog_checkpoint, save_checkpoint
 from binarycat.model.data import StampDataset, labelled_stamps, split_sources
@@ -91,6 +92,13 @@ class TrainConfig:
         ``"validation"``: after calibration each survey gets its own threshold, fitted on its
         validation stamps (`binarycat.model.thresholds`); ``predict`` flags with them and the
         test report uses them (the report at ``threshold`` is kept beside it).
+    aux_truth : list of str or None
+        Tables of pair geometry (the simulator's ``truth.csv`` columns): while training, a head
+        on the network's pooled features also regresses each binary's two margins from the
+        label rule, separation / FWHM and companion S/N / 5 (`binarycat.model.auxiliary`). The
+        head is dropped afterwards; the stored network is the plain classifier.
+    aux_weight : float
+        Weight of that regression's smooth-L1 loss against the cross-entropy.
     """
 
     epochs: int = 40
@@ -111,6 +119,8 @@ class TrainConfig:
     init_from: str | None = None
     average_from: int | None = None
     thresholds: str = "validation"
+    aux_truth: list[str] | None = None
+    aux_weight: float = 0.1
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -125,7 +135,10 @@ class TrainConfig:
         return kwargs
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if not self.aux_truth:  # runs without the auxiliary head keep the ids they always had
+            del out["aux_truth"], out["aux_weight"]
+        return out
 
 
 @dataclass
@@ -269,6 +282,24 @@ def _averaged_epochs(config: TrainConfig, history: list[dict]) -> list[int] | No
     return [done[0], done[-1]] if done else None
 
 
+class _WithMargins(torch.utils.data.Dataset):
+    """A training dataset whose items also carry each stamp's two margins (NaN: unknown)."""
+
+    def __init__(self, stamps: StampDataset, margins: torch.Tensor):
+        self.stamps, self.margins = stamps, margins
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def __getitem__(self, i):
+        return (*self.stamps[i], self.margins[i])
+
+
+def _classifier_layer(model: torch.nn.Module) -> torch.nn.Linear:
+    """The final linear layer of a stamp ResNet, plain or survey-conditioned."""
+    return model.net.fc if conditioning_surveys(model) is not None else model.fc
+
+
 def evaluate_split(model, dataset: StampDataset, device, threshold: float = 0.5, temperature: float = 1.0):
     """(p_binary, predicted labels) for a dataset."""
     p = probabilities(predict_logits(model, dataset.x, device, survey=dataset.survey), temperature)
@@ -333,6 +364,13 @@ def train_stamp_classifier(
     if len(set(parts["train"].label.tolist())) < 2:
         raise BinarycatError("The training split holds only one class; label some of each class.")
 
+    margins = None
+    if config.aux_truth:
+        pair_geometry = read_pair_geometry(config.aux_truth)
+        margins = margin_targets(parts["train"].source_id, parts["train"].survey, pair_geometry)
+        if bool(torch.isnan(margins).all()):
+            raise BinarycatError("No training stamp is a binary of the --aux-truth tables; check their "
+                                 "source ids and surveys.")
     geometry = dict(input_scale_arcsec=config.input_scale_arcsec, surveys=surveys)
     train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed,
                             noise_fraction=config.noise_augment, **geometry)
@@ -342,7 +380,8 @@ def train_stamp_classifier(
     # Everything below until the model is stored works on the stamps in memory; releasing the
     # database file lets `binarycat query`, an ingest or a report run beside an hours-long run.
     with catalog.released(on_wait=on_wait):
-        loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
+        loader = DataLoader(train_ds if margins is None else _WithMargins(train_ds, margins),
+                            batch_size=config.batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(config.seed), drop_last=False)
 
         arch_kwargs = _arch_kwargs(config, surveys)
@@ -355,16 +394,22 @@ def train_stamp_classifier(
         counts = np.bincount(parts["train"].label, minlength=2).astype(float)
         weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
         loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-        opt = adam(model.parameters(), config.learning_rate)
+        head = None
+        if margins is not None:
+            head = PairMarginHead(_classifier_layer(model)).to(dev)
+        opt = adam(list(model.parameters()) + (list(head.parameters()) if head else []), config.learning_rate)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
         def batch_loss(batch):
-            xb, yb, sb = batch
+            xb, yb, sb = batch[:3]
             xb, yb = xb.to(dev), yb.to(dev)
             if dev.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(dev):
-                return loss_fn(stamp_logits(model, xb, sb).float(), yb), len(yb)
+                loss = loss_fn(stamp_logits(model, xb, sb).float(), yb)
+                if head is not None:
+                    loss = loss + config.aux_weight * margin_loss(head.margins(), batch[3].to(dev))
+                return loss, len(yb)
 
         best_f1, best_state, best_epoch, history = -1.0, None, 0, []
         averaged, average_f1 = None, None
@@ -397,6 +442,8 @@ def train_stamp_classifier(
             if config.max_minutes is not None and time.perf_counter() - t0 >= 60 * config.max_minutes:
                 stopped = "max_minutes"
                 break
+        if head is not None:
+            head.detach()
         if averaged is not None:
             model = average
         else:

@@ -347,6 +347,46 @@ def test_weight_averaging_keeps_the_mean_of_the_averaged_epochs(easy):
     assert m1["averaged_epochs"] is None and m1["best_epoch"] == 1
 
 
+def test_a_model_soup_is_the_mean_of_its_members_and_keeps_their_splits(easy):
+    """``train --init-from A,B --epochs 0``: the stored weights are the mean of A's and B's, the
+    splits theirs, and nothing is trained; members with different splits are refused."""
+    cat, _, root = easy
+
+    def run(**kw):
+        config = TrainConfig(batch_size=16, input_size=32, learning_rate=1e-3, arch="resnet34", views=1, **kw)
+        return train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu", where=FEW).model_id
+
+    def weights(model_id):
+        model, params = load_catalog_checkpoint(cat, model_row(cat, model_id)["checkpoint"])
+        return dict(model.named_parameters()), params
+
+    def splits(model_id):
+        return dict(cat.sql("select source_id, split from splits where model_id = ?", [model_id]).fetchall())
+
+    a = run(epochs=1)
+    b = run(epochs=1, init_from=a, seed=1)
+    out = CliRunner().invoke(app, ["--catalog", str(root / "cat"), "train", "--surveys", "PanSTARRS", "--arch",
+                                   "resnet34", "--input-size", "32", "--views", "1", "--where", FEW,
+                                   "--init-from", f"{a}, {b}", "--epochs", "0", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    soup = json.loads(out.stdout)["model_id"]
+    (wa, _), (wb, _), (ws, params) = weights(a), weights(b), weights(soup)
+    assert not all(torch.equal(wa[n], wb[n]) for n in wa)
+    for n in ws:
+        torch.testing.assert_close(ws[n], (wa[n] + wb[n]) / 2, rtol=1e-5, atol=1e-6)
+    assert params["init_from"] == [a, b] and params["epochs"] == 0
+    assert splits(soup) == splits(a) == splits(b)
+    metrics = model_row(cat, soup)["metrics"]
+    assert metrics["history"] == [] and metrics["best_epoch"] == 0 and 0.0 <= metrics["best_val_macro_f1"] <= 1.0
+    assert metrics["test"]["macro avg"]["support"] == metrics["n_test"] > 0
+
+    other = run(epochs=1, split_seed=1)  # the same sources, split another way
+    with pytest.raises(BinarycatError, match="split of .* must share their splits"):
+        run(epochs=0, init_from=[a, other])
+    with pytest.raises(BinarycatError, match="0 keeps the starting weights, so it needs init_from"):
+        run(epochs=0)
+
+
 def test_pair_margins_steer_training_and_the_head_is_not_stored(easy, tmp_path):
     """With ``aux_truth`` the margins' loss changes the trained weights (same seed, same stamps,
     weight 0 against 1), the stored network is the plain one, and its params say what it used."""

@@ -407,7 +407,8 @@ def label_import(
 def train(
     ctx: typer.Context,
     surveys_opt: str = typer.Option("PanSTARRS,SDSS9,HST", "--surveys", "-s", help="Comma-separated surveys."),
-    epochs: int = typer.Option(40, min=1, help="Most epochs (the paper's 40); early stopping on val F1."),
+    epochs: int = typer.Option(40, min=0, help="Most epochs (the paper's 40); early stopping on val F1. "
+                                               "0 with --init-from: calibrate and test the starting weights."),
     batch_size: int = typer.Option(32, min=1),
     arch: str = typer.Option("resnet34-stem", help="resnet34-stem (custom stem for small stamps), "
                                                     "resnet34-stem-film (the same, told each stamp's survey) "
@@ -431,7 +432,8 @@ def train(
                                       "(1: the stamp alone, 8x faster predict)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from this model's "
                                             "weights (same --arch, --input-size, --field; resnet34-stem-film "
-                                            "may start from resnet34-stem); its splits are kept."),
+                                            "may start from resnet34-stem); its splits are kept. Several, "
+                                            "comma-separated: start from the average of their weights."),
     average_from: Optional[int] = typer.Option(None, "--average-from", min=1, help="Keep the average of the "
                                                "weights of this epoch and every later one (stochastic weight "
                                                "averaging) instead of the best epoch."),
@@ -465,6 +467,9 @@ def train(
     Fine-tune and keep the average of epochs 3-10 at a flat learning rate:
     [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --lr-step 100 --epochs 10 --average-from 3[/]
 
+    Average the weights of a fine-tuned lineage into one model and test it as it is (a model soup):
+    [cyan]binarycat train --init-from MODEL_A,MODEL_B,MODEL_C --epochs 0[/]
+
     On simulated skies, also learn how far each pair lies from the label rule:
     [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --aux-truth sim1/truth.csv,sim3/truth.csv[/]
     """
@@ -479,8 +484,8 @@ def train(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lr_step=lr_step,
                          patience=patience, input_size=input_size, field_arcsec=field or None, arch=arch,
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
-                         init_from=init_from, average_from=average_from, thresholds=thresholds, seed=seed,
-                         split_seed=split_seed, aux_weight=aux_weight,
+                         init_from=_starting_models(init_from), average_from=average_from,
+                         thresholds=thresholds, seed=seed, split_seed=split_seed, aux_weight=aux_weight,
                          aux_truth=[p.strip() for p in aux_truth.split(",") if p.strip()] if aux_truth else None)
     condition = _where(where, ids)
     with _open(ctx) as cat, Bars() as bars:
@@ -499,6 +504,12 @@ def train(
         console.print("Decision thresholds (fitted on validation): " + _thresholds_text(res.thresholds))
     console.print(f"Temperature {cal['temperature']:.3f}: test ECE {cal['ece_test_before']:.4f} -> "
                   f"{cal['ece_test_after']:.4f}.  Next: [cyan]binarycat evaluate --model {res.model_id}[/]")
+
+
+def _starting_models(init_from: str | None) -> str | list[str] | None:
+    """``--init-from``: one model id, or the list of several to average."""
+    ids = [m.strip() for m in (init_from or "").split(",") if m.strip()]
+    return None if not ids else ids[0] if len(ids) == 1 else ids
 
 
 def _epoch_progress(bars: Bars):

@@ -26,6 +26,7 @@ from binarycat.model.epochs import train_epoch
 from binarycat.model.metrics import classification_report, survey_reports
 from binarycat.model.networks import build, conditioning_surveys, stamp_logits
 from binarycat.model.preprocess import GEOMETRY, NORMALISATION
+from binarycat.model.soup import average_weights
 from binarycat.model.symmetry import VIEW_COUNTS, view_averaged_logits
 from binarycat.model.thresholds import fit_survey_thresholds, stamp_thresholds, threshold_table
 
@@ -47,7 +48,9 @@ class TrainConfig:
     ----------
     epochs : int
         Most epochs to run; training stops earlier when validation macro-F1 has not improved
-        for ``patience`` epochs, and the best epoch's weights are kept.
+        for ``patience`` epochs, and the best epoch's weights are kept. 0 (with ``init_from``)
+        trains nothing: the starting weights are calibrated, given thresholds and tested as
+        they are, e.g. to score the average of several models.
     input_size : int
         Model input, pixels a side.
     field_arcsec : float or None
@@ -75,7 +78,9 @@ class TrainConfig:
         Fine-tune: start from this stored model's weights instead of a random initialisation
         (same ``arch``, ``input_size`` and ``field_arcsec``). Sources it was trained,
         validated or tested on keep their split, so its test stamps stay unseen; new sources
-        are split 70/15/15 among themselves.
+        are split 70/15/15 among themselves. A list of models starts from the uniform average
+        of their weights (`binarycat.model.soup`); they must share their splits, and should
+        descend from one another or from one common model, as a fine-tuned lineage does.
     average_from : int or None
         Stochastic weight averaging (Izmailov et al. 2018): from this epoch on, the weights at
         the end of every epoch are averaged (`torch.optim.swa_utils.AveragedModel`), the
@@ -116,11 +121,18 @@ class TrainConfig:
     noise_augment: float = 0.3
     max_minutes: float | None = None
     views: int = 8
-    init_from: str | None = None
+    init_from: str | list[str] | None = None
     average_from: int | None = None
     thresholds: str = "validation"
     aux_truth: list[str] | None = None
     aux_weight: float = 0.1
+
+    @property
+    def starting_models(self) -> list[str]:
+        """The models ``init_from`` names (none, one, or several to average)."""
+        if not self.init_from:
+            return []
+        return [self.init_from] if isinstance(self.init_from, str) else list(self.init_from)
 
     @property
     def input_scale_arcsec(self) -> float | None:
@@ -177,36 +189,55 @@ _STARTS_FROM = {"resnet34-stem-film": "resnet34-stem"}
 
 
 def _initial_weights(catalog: Catalog, config: TrainConfig, device: torch.device) -> dict:
-    """The weights of ``config.init_from``, checked to fit ``config``'s network and geometry."""
-    row = catalog.sql("select kind, checkpoint from models where model_id = ?", [config.init_from]).fetchone()
-    if row is None or row[0] != MODEL_KIND:
-        raise BinarycatError(f"No stamp classifier {config.init_from!r} in the catalogue to start from.")
-    model, old = load_catalog_checkpoint(catalog, row[1], device)
-    mine = {"arch": config.arch, "input_size": config.input_size, "input_scale_arcsec": config.input_scale_arcsec}
-    theirs = {k: old.get(k) for k in mine}
-    if theirs["arch"] == _STARTS_FROM.get(config.arch):
-        theirs["arch"] = config.arch
-    if theirs != mine:
-        differ = ", ".join(f"{k} {theirs[k]} (not {mine[k]})" for k in mine if theirs[k] != mine[k])
-        raise BinarycatError(f"Model {config.init_from} has {differ}; fine-tuning needs the same --arch, "
-                             "--input-size and --field.")
-    return model.state_dict()
+    """The weights to start from: ``config.init_from``'s, or the average of its models' weights.
+
+    Each model is checked to fit ``config``'s network and geometry.
+    """
+    states = []
+    for model_id in config.starting_models:
+        row = catalog.sql("select kind, checkpoint from models where model_id = ?", [model_id]).fetchone()
+        if row is None or row[0] != MODEL_KIND:
+            raise BinarycatError(f"No stamp classifier {model_id!r} in the catalogue to start from.")
+        model, old = load_catalog_checkpoint(catalog, row[1], device)
+        mine = {"arch": config.arch, "input_size": config.input_size, "input_scale_arcsec": config.input_scale_arcsec}
+        theirs = {k: old.get(k) for k in mine}
+        if theirs["arch"] == _STARTS_FROM.get(config.arch):
+            theirs["arch"] = config.arch
+        if theirs != mine:
+            differ = ", ".join(f"{k} {theirs[k]} (not {mine[k]})" for k in mine if theirs[k] != mine[k])
+            raise BinarycatError(f"Model {model_id} has {differ}; fine-tuning needs the same --arch, "
+                                 "--input-size and --field.")
+        states.append(model.state_dict())
+    return states[0] if len(states) == 1 else average_weights(states, config.starting_models)
 
 
-def _load_initial(model: torch.nn.Module, state: dict, init_from: str) -> None:
-    """Load ``init_from``'s weights, into the wrapped network when ``model`` wraps that one."""
+def _load_initial(model: torch.nn.Module, state: dict, init_from: list[str]) -> None:
+    """Load the starting weights, into the wrapped network when ``model`` wraps that one."""
     target = model.net if conditioning_surveys(model) is not None and not any(k.startswith("net.") for k in state) \
         else model
     try:
         target.load_state_dict(state)
     except RuntimeError as exc:
-        raise BinarycatError(f"Model {init_from}'s weights do not fit this network "
+        raise BinarycatError(f"Model {', '.join(init_from)}'s weights do not fit this network "
                              f"({str(exc).splitlines()[0]}); fine-tune on the same surveys.") from None
 
 
-def _inherited_splits(catalog: Catalog, model_id: str, data, seed: int) -> dict[str, str]:
-    """Splits of a fine-tuning run: the starting model's sources keep theirs, new ones get a fresh split."""
-    old = dict(catalog.sql("select source_id, split from splits where model_id = ?", [model_id]).fetchall())
+def _inherited_splits(catalog: Catalog, model_ids: list[str], data, seed: int) -> dict[str, str]:
+    """Splits of a fine-tuning run: the starting models' sources keep theirs, new ones get a fresh split.
+
+    Models averaged into one start must agree: a source one of them was tested on and another
+    trained on would be a test stamp the average has seen.
+    """
+    old: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for model_id in model_ids:
+        for source, split in catalog.sql("select source_id, split from splits where model_id = ?",
+                                         [model_id]).fetchall():
+            if old.setdefault(source, split) != split:
+                raise BinarycatError(f"Source {source} is in the {old[source]} split of {owner[source]} but the "
+                                     f"{split} split of {model_id}; models averaged by --init-from must share "
+                                     "their splits.")
+            owner.setdefault(source, model_id)
     new = [(s, y) for s, y in zip(data.source_id, data.label) if s not in old]
     fresh = split_sources([s for s, _ in new], [y for _, y in new], seed) if new else {}
     return {**{s: old[s] for s in data.source_id if s in old}, **fresh}
@@ -350,10 +381,12 @@ def train_stamp_classifier(
         raise BinarycatError(f"views must be 1 or 8, not {config.views}.")
     if config.thresholds not in THRESHOLD_CHOICES:
         raise BinarycatError(f"thresholds must be one of {', '.join(THRESHOLD_CHOICES)}, not {config.thresholds!r}.")
+    if config.epochs < 0 or (config.epochs == 0 and not config.init_from):
+        raise BinarycatError("epochs must be at least 1; 0 keeps the starting weights, so it needs init_from.")
     initial = _initial_weights(catalog, config, dev) if config.init_from else None
     data = labelled_stamps(catalog, surveys, where=where)
     if config.init_from:
-        split_of = _inherited_splits(catalog, config.init_from, data, config.split_seed)
+        split_of = _inherited_splits(catalog, config.starting_models, data, config.split_seed)
     else:
         split_of = split_sources(data.source_id, data.label, config.split_seed)
     split = np.array([split_of[s] for s in data.source_id])
@@ -387,7 +420,7 @@ def train_stamp_classifier(
         arch_kwargs = _arch_kwargs(config, surveys)
         model = build(config.arch, **arch_kwargs)
         if initial is not None:
-            _load_initial(model, initial, config.init_from)
+            _load_initial(model, initial, config.starting_models)
         model = model.to(dev)
         if dev.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -414,6 +447,12 @@ def train_stamp_classifier(
         best_f1, best_state, best_epoch, history = -1.0, None, 0, []
         averaged, average_f1 = None, None
         stopped = "epochs"
+        if config.epochs == 0:  # the starting weights as they are, with BatchNorm statistics of their own
+            precise_batchnorm(model, train_ds.x, dev, generator=torch.Generator().manual_seed(config.seed),
+                              survey=train_ds.survey)
+            _, val_pred = evaluate_split(model, val_ds, dev, config.threshold)
+            best_f1 = classification_report(parts["validation"].label, val_pred)["macro avg"]["f1"]
+            best_state = copy.deepcopy(model.state_dict())
         for epoch in range(1, config.epochs + 1):
             mean_loss = train_epoch(model, loader, opt, batch_loss)
             sched.step()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from binarycat.model.metrics import (
-    classification_report, format_report, macro_f1_at_thresholds, macro_f1_difference_interval,
+    classification_report, format_report, macro_f1_at_thresholds, macro_f1_difference_interval, paired_disagreement,
 )
 
 
@@ -62,3 +62,21 @@ def test_paired_bootstrap_interval_of_a_macro_f1_difference():
     assert d < 0 < high and low < d
     assert macro_f1_difference_interval(y, near, good) == (d, low, high)    # seeded: reproducible
     assert macro_f1_difference_interval([], [], []) == (0.0, 0.0, 0.0)
+
+
+def test_paired_disagreement_counts_the_stamps_one_classifier_alone_gets_right():
+    y = np.zeros(200, dtype=int)
+    y[:50] = 1
+    a, b = y.copy(), y.copy()
+    a[[0, 1]] = 0                     # a misses two pairs b finds
+    b[[60, 61, 62, 63, 64, 65]] = 1   # b calls six singles binary that a does not
+    a[70] = b[70] = 1                 # both wrong on one stamp: it ranks neither
+    got = paired_disagreement(y, a, b)
+    assert (got["only_a"], got["only_b"]) == (6, 2)
+    # exact two-sided binomial: P(X <= 2) + P(X >= 6) for X ~ Bin(8, 1/2)
+    assert got["p_value"] == pytest.approx((1 + 8 + 28 + 28 + 8 + 1) / 256)
+    assert paired_disagreement(y, b, a) == {"only_a": 2, "only_b": 6, "p_value": got["p_value"]}
+    assert paired_disagreement(y, a, a) == {"only_a": 0, "only_b": 0, "p_value": 1.0}
+    lone = y.copy()
+    lone[[60, 61, 62, 63, 64, 65]] = 1
+    assert paired_disagreement(y, y, lone)["p_value"] == pytest.approx(2 / 64)

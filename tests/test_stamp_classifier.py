@@ -113,6 +113,13 @@ def test_evaluation_report_structure_figure_and_stored_row(easy):
         c = ev.comparison[name]
         assert c["difference"] == pytest.approx(rep["macro avg"]["f1"] - base["macro avg"]["f1"])
         assert c["low"] <= c["difference"] <= c["high"]
+        stamps = ev.per_stamp.to_pydict() if name == "all" else None
+        if stamps is not None:
+            cnn_right = np.equal(stamps["predicted"], stamps["label"])
+            base_right = np.equal(stamps["baseline_predicted"], stamps["label"])
+            assert c["cnn_only"] == int(np.sum(cnn_right & ~base_right))
+            assert c["baseline_only"] == int(np.sum(base_right & ~cnn_right))
+        assert 0.0 < c["mcnemar_p"] <= 1.0
     with Image.open(ev.figure) as im:
         assert im.format == "PNG" and im.size[0] > im.size[1]
     stored = model_row(cat, result.model_id)["metrics"]
@@ -142,7 +149,7 @@ def test_evaluate_cli_prints_table_2_the_baseline_and_writes_the_scored_stamps(e
                                    "--figure", str(tmp_path / "cm.png"), "--stamps", str(scored)])
     assert out.exit_code == 0, out.output
     for text in ("precision", "macro avg", "weighted avg", "PanSTARRS", "baseline", "calibration error",
-                 "95% interval", "fitted on validation", "Per-stamp table"):
+                 "95% interval", "McNemar", "fitted on validation", "Per-stamp table"):
         assert text in out.output
     assert (tmp_path / "cm.png").exists()
 

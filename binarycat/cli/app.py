@@ -666,6 +666,10 @@ def _interval_text(c: dict | None) -> str:
     return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" if c else ""
 
 
+def _disagreement_text(c: dict | None) -> str:
+    return f"{c['cnn_only']} / {c['baseline_only']} (p {c['mcnemar_p']:.2g})" if c else ""
+
+
 def _print_error_zones(zones: list[dict]) -> None:
     from rich.table import Table as RichTable
 
@@ -706,7 +710,8 @@ def _print_evaluation(res) -> None:
         table = RichTable(title=f"CNN beside the classical baseline ({res.baseline_name}), same stamps",
                           header_style="bold")
         for col in ("survey", "stamps", "CNN macro-F1", "baseline macro-F1", "CNN binary P/R",
-                    "baseline binary P/R", "CNN >= baseline", "difference, 95% interval"):
+                    "baseline binary P/R", "CNN >= baseline", "difference, 95% interval",
+                    "right for one only: CNN / baseline (McNemar p)"):
             table.add_column(col, justify="right")
         pairs = [("all", res.report, res.baseline)] + [
             (s, r, res.baseline_per_survey.get(s)) for s, r in res.per_survey.items()]
@@ -718,10 +723,12 @@ def _print_evaluation(res) -> None:
                           f"{cnn['binary']['precision']:.3f}/{cnn['binary']['recall']:.3f}",
                           f"{base['binary']['precision']:.3f}/{base['binary']['recall']:.3f}",
                           "yes" if cnn["macro avg"]["f1"] >= base["macro avg"]["f1"] else "[red]no[/]",
-                          _interval_text(res.comparison.get(name)))
+                          _interval_text(res.comparison.get(name)), _disagreement_text(res.comparison.get(name)))
         console.print(table)
         console.print("The interval is a paired bootstrap of the stamps: where it spans 0, these stamps "
-                      "cannot tell the two apart.", highlight=False)
+                      "cannot tell the two apart. Only the stamps one method gets right and the other wrong "
+                      "can rank them; McNemar's exact p is the chance of a split at least this uneven if "
+                      "the two were equally good.", highlight=False)
     console.print(f"Confusion matrices: {res.figure}")
     console.print()
 

@@ -40,7 +40,7 @@ from binarycat.model.calibration import expected_calibration_error, probabilitie
 from binarycat.model.checkpoints import load_catalog_checkpoint
 from binarycat.model.data import LabelledStamps, labelled_stamps
 from binarycat.model.device import pick_device
-from binarycat.model.metrics import macro_f1_difference_interval, survey_reports
+from binarycat.model.metrics import macro_f1_difference_interval, paired_disagreement, survey_reports
 from binarycat.model.networks import conditioning_surveys, survey_indices
 from binarycat.model.predict import model_row
 from binarycat.model.preprocess import stamps_to_tensor
@@ -61,8 +61,8 @@ class Evaluation:
     ``report`` and ``per_survey`` use the model's per-survey ``thresholds`` (empty: ``threshold``
     for every survey); ``report_fixed`` and ``per_survey_fixed`` the fixed ``threshold``.
     ``comparison`` maps ``"all"`` and each survey to the CNN's macro-F1 minus the baseline's,
-    ``{"difference", "low", "high"}``, with a paired bootstrap 95 % interval (see
-    `compare_with_baseline`); ``baseline_name`` says which baseline ("" without one). ``per_stamp`` is `stamp_table` of the scored stamps; it is left
+    ``{"difference", "low", "high"}``, with a paired bootstrap 95 % interval, and the stamps
+    only one of the two gets right with McNemar's p-value (see `compare_with_baseline`); ``baseline_name`` says which baseline ("" without one). ``per_stamp`` is `stamp_table` of the scored stamps; it is left
     out of `as_dict` (and so of the stored report).
     """
 
@@ -235,15 +235,19 @@ def compare_with_baseline(y, cnn, baseline, surveys: np.ndarray, names: list[str
 
     A survey's interval resamples its stamps (one per source); the overall one resamples all
     stamps as if independent, although a source's stamps in several surveys are not, so it is
-    somewhat too narrow.
+    somewhat too narrow. Each entry also counts the stamps only the CNN gets right
+    (``cnn_only``) and only the baseline gets right (``baseline_only``), with McNemar's exact
+    p-value that the two are equally good (`paired_disagreement`).
     """
     out = {}
     for name in ["all", *names]:
         sel = np.ones(len(y), bool) if name == "all" else surveys == name
         if sel.any():
-            d, low, high = macro_f1_difference_interval(np.asarray(y)[sel], np.asarray(cnn)[sel],
-                                                        np.asarray(baseline)[sel])
-            out[name] = {"difference": d, "low": low, "high": high}
+            y_sel, cnn_sel, base_sel = np.asarray(y)[sel], np.asarray(cnn)[sel], np.asarray(baseline)[sel]
+            d, low, high = macro_f1_difference_interval(y_sel, cnn_sel, base_sel)
+            split = paired_disagreement(y_sel, cnn_sel, base_sel)
+            out[name] = {"difference": d, "low": low, "high": high, "cnn_only": split["only_a"],
+                         "baseline_only": split["only_b"], "mcnemar_p": split["p_value"]}
     return out
 
 

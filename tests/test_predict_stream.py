@@ -16,8 +16,8 @@ from binarycat.model.checkpoints import load_checkpoint, save_checkpoint
 from binarycat.model.networks import build
 from binarycat.model.predict import load_model, predict_stamps
 from binarycat.model.preprocess import (
-    GEOMETRY, NORMALISATION, normalise_stamp, normalise_stamps, normalise_stamps_torch, row_medians,
-    stamp_to_input, stamps_to_tensor,
+    GEOMETRY, NORMALISATION, NORMALISATIONS, NOISE_UNITS_DIVISOR, normalise_stamp, normalise_stamps,
+    normalise_stamps_torch, row_medians, stamp_to_input, stamps_to_tensor,
 )
 from binarycat.pipeline import init_catalog
 
@@ -25,11 +25,12 @@ SURVEYS = ["PanSTARRS", "HST"]
 SIZE = 32
 
 
-def register(cat, model_id, *, temperature=None, seed=0, schema_version=None, views=None):
+def register(cat, model_id, *, temperature=None, seed=0, schema_version=None, views=None,
+             normalisation=NORMALISATION):
     """An untrained ResNet34 saved and recorded in ``models`` the way training does."""
     torch.manual_seed(seed)
     config = {"arch": "resnet34", "input_size": SIZE, "input_scale_arcsec": 0.1, "threshold": 0.5,
-              "normalisation": NORMALISATION, "geometry": GEOMETRY, "surveys": SURVEYS,
+              "normalisation": normalisation, "geometry": GEOMETRY, "surveys": SURVEYS,
               "schema_version": cat.schema_version if schema_version is None else schema_version}
     if temperature is not None:
         config["temperature"] = temperature
@@ -74,7 +75,8 @@ def _reference_logits(cat, model_id):
     model, config = load_checkpoint(cat.resolve(row[0]))
     stamps = cat.sql("select stamp_id, pixel_scale_arcsec from stamps order by stamp_id").fetchall()
     arrays = load_stamp_arrays(cat, [s for s, _ in stamps])
-    x = torch.stack([stamp_to_input(a, config["input_size"], scale, config["input_scale_arcsec"])
+    x = torch.stack([stamp_to_input(a, config["input_size"], scale, config["input_scale_arcsec"],
+                                    config["normalisation"])
                      for a, (_, scale) in zip(arrays, stamps)])
     with torch.inference_mode():
         logits = model.eval()(x)
@@ -108,6 +110,17 @@ def test_streaming_predict_equals_a_direct_forward(cat, prefetch):
     by_stamp = {s: (p, f) for s, _, _, p, f, _ in rows}
     flags = cat.sql("select stamp_id, p_binary, flag from binary_flags where model_id = 'plain'").fetchall()
     assert flags and all(by_stamp[s] == (p, f) for s, p, f in flags)
+
+
+def test_prediction_normalises_stamps_the_way_the_model_was_trained(cat):
+    register(cat, "noise-units", normalisation="asinh-noise-v1")     # plain's weights, other inputs
+    ref = reference_logits(cat, "noise-units")
+    predict_stamps(cat, "noise-units", batch_size=6)
+    rows = stored(cat, "noise-units")
+    p_ref = {s: float(torch.softmax(v, 0)[1]) for s, v in ref.items()}
+    assert len(rows) == len(ref) and max(abs(p - p_ref[s]) for s, _, _, p, _, _ in rows) <= 1e-5
+    p_plain = {s: float(torch.softmax(v, 0)[1]) for s, v in reference_logits(cat, "plain").items()}
+    assert max(abs(p_plain[s] - p_ref[s]) for s in ref) > 1e-3   # the normalisation changed the input
 
 
 def test_predicting_twice_replaces_rows(cat):
@@ -231,16 +244,34 @@ def test_batch_preprocessing_equals_per_stamp(input_scale):
     assert stamps_to_tensor([], 16).shape == (0, 1, 16, 16)
 
 
-def test_normalise_stamps_equals_normalise_stamp():
+@pytest.mark.parametrize("normalisation", NORMALISATIONS)
+def test_normalise_stamps_equals_normalise_stamp(normalisation):
     arrays, _ = mixed_stamps(1)
     square = [a for a in arrays if a.shape == (40, 40)]
     stack = np.stack(square)
-    out = normalise_stamps(stack)
+    out = normalise_stamps(stack, normalisation)
     for a, b in zip(square, out):
-        assert np.abs(normalise_stamp(a) - b).max() <= 1e-6
+        assert np.abs(normalise_stamp(a, normalisation) - b).max() <= 1e-6
 
 
-def test_torch_normalisation_matches_numpy():
+def test_noise_units_keep_a_companions_brightness_whatever_its_primary():
+    """A companion of peak S/N 5 reads the same next to a faint and a bright primary."""
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:64, 0:64] - 31.5
+    blob = lambda dx, peak: peak * np.exp(-((x - dx) ** 2 + y**2) / (2 * 1.5**2))
+    sky = rng.normal(0, 1, (64, 64))
+    faint, bright = (blob(-12, p) + blob(12, 5.0) + sky for p in (30.0, 30000.0))
+    peak_scaled = [normalise_stamp(a)[32, 43:45].mean() for a in (faint, bright)]
+    noise_units = [normalise_stamp(a, "asinh-noise-v1")[32, 43:45].mean() for a in (faint, bright)]
+    assert abs(noise_units[0] - noise_units[1]) < 0.01
+    assert abs(noise_units[0] - np.arcsinh(5 / 3) / NOISE_UNITS_DIVISOR) < 0.05
+    assert peak_scaled[0] > 1.5 * peak_scaled[1]                      # the peak scaling hides it
+    with pytest.raises(BinarycatError, match="Unknown normalisation 'zscale'"):
+        stamps_to_tensor([faint], 16, normalisation="zscale")
+
+
+@pytest.mark.parametrize("normalisation", NORMALISATIONS)
+def test_torch_normalisation_matches_numpy(normalisation):
     rng = np.random.default_rng(2)
     x = rng.normal(0, 1, (6, 31 * 31)).astype(np.float32)
     x[0, 10] = 3000.0
@@ -248,8 +279,8 @@ def test_torch_normalisation_matches_numpy():
     x[2, :500] = 1.0
     y = rng.normal(0, 1, (4, 40 * 40)).astype(np.float32)            # even length
     for a in (x, y):
-        ref = normalise_stamps(a.reshape(len(a), 1, -1)).reshape(len(a), -1)
-        got = normalise_stamps_torch(torch.from_numpy(a)).numpy()
+        ref = normalise_stamps(a.reshape(len(a), 1, -1), normalisation).reshape(len(a), -1)
+        got = normalise_stamps_torch(torch.from_numpy(a), normalisation).numpy()
         assert np.abs(ref - got).max() <= 1e-5
 
 

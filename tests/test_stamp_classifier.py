@@ -305,6 +305,22 @@ def test_fine_tuning_starts_from_a_model_and_keeps_its_splits(easy, tmp_path):
         train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, input_size=32, init_from="nope"), device="cpu")
 
 
+def test_fine_tuning_may_change_the_normalisation_and_the_model_keeps_it(easy):
+    cat, result, _ = easy
+    config = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=0.0, views=1,
+                         init_from=result.model_id, normalisation="asinh-noise-v1")
+    tuned = train_stamp_classifier(cat, ["PanSTARRS"], config, device="cpu")
+    _, stored = load_catalog_checkpoint(cat, model_row(cat, tuned.model_id)["checkpoint"])
+    assert stored["normalisation"] == "asinh-noise-v1"
+    assert "normalisation" not in TrainConfig().as_dict()       # older models keep their ids
+    same = TrainConfig(epochs=1, batch_size=16, input_size=32, learning_rate=0.0, views=1, init_from=result.model_id)
+    assert tuned.model_id != train_stamp_classifier(cat, ["PanSTARRS"], same, device="cpu").model_id
+    n_models = cat.table_count("models")
+    with pytest.raises(BinarycatError, match="Unknown normalisation 'peak'.*asinh-noise-v1"):
+        train_stamp_classifier(cat, ["PanSTARRS"], TrainConfig(epochs=1, normalisation="peak"), device="cpu")
+    assert cat.table_count("models") == n_models
+
+
 def test_a_model_fine_tuned_with_survey_conditioning_starts_as_itself(easy):
     """``--arch resnet34-stem-film --init-from`` a plain model: its weights, zero modulation, and
     a network that evaluate and predict feed each stamp's survey."""

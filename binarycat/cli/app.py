@@ -443,6 +443,9 @@ def train(
                                             "(a simulator's truth.csv): also train a head to regress each "
                                             "binary's separation / FWHM and companion S/N / 5 (training only)."),
     aux_weight: float = typer.Option(0.1, "--aux-weight", min=0.0, help="Weight of that regression's loss."),
+    normalisation: str = typer.Option("asinh-mad-v1", help="Per-stamp normalisation, stored with the model: "
+                                      "asinh-mad-v1 (scaled to the stamp's peak) or asinh-noise-v1 (pixels "
+                                      "kept in units of the stamp's noise)."),
     seed: int = typer.Option(0, help="Torch seed."),
     split_seed: int = typer.Option(0, help="Seed of the 70/15/15 split by source."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda \\[default: cuda when present]."),
@@ -472,6 +475,9 @@ def train(
 
     On simulated skies, also learn how far each pair lies from the label rule:
     [cyan]binarycat train --init-from MODEL_ID --lr 3e-5 --aux-truth sim1/truth.csv,sim3/truth.csv[/]
+
+    Keep every stamp in units of its own noise, so a companion's S/N reads off its brightness:
+    [cyan]binarycat train --init-from MODEL_ID --lr 5e-5 --normalisation asinh-noise-v1[/]
     """
     from binarycat.ingest.surveys import parse_survey_list
     from binarycat.model.metrics import format_report
@@ -486,6 +492,7 @@ def train(
                          noise_augment=noise_augment, max_minutes=max_minutes, views=views,
                          init_from=_starting_models(init_from), average_from=average_from,
                          thresholds=thresholds, seed=seed, split_seed=split_seed, aux_weight=aux_weight,
+                         normalisation=normalisation,
                          aux_truth=[p.strip() for p in aux_truth.split(",") if p.strip()] if aux_truth else None)
     condition = _where(where, ids)
     with _open(ctx) as cat, Bars() as bars:

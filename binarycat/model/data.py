@@ -13,7 +13,7 @@ from binarycat.catalog.arrays import load_stamp_arrays
 from binarycat.catalog.store import Catalog
 from binarycat.errors import BinarycatError
 from binarycat.model.networks import survey_indices
-from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.preprocess import NORMALISATION, stamps_to_tensor
 
 __all__ = ["LabelledStamps", "StampDataset", "labelled_stamps", "split_sources", "augment_batch"]
 
@@ -100,9 +100,11 @@ class StampDataset(Dataset):
 
     def __init__(self, catalog: Catalog, stamps: LabelledStamps, input_size: int, *,
                  input_scale_arcsec: float | None = None, augment: bool = False, seed: int = 0,
-                 noise_fraction: float = 0.0, surveys: list[str] | None = None):
+                 noise_fraction: float = 0.0, surveys: list[str] | None = None,
+                 normalisation: str = NORMALISATION):
         arrays = load_stamp_arrays(catalog, stamps.stamp_id)
-        self.x = stamps_to_tensor(arrays, input_size, stamps.pixel_scale, input_scale_arcsec)
+        self.x = stamps_to_tensor(arrays, input_size, stamps.pixel_scale, input_scale_arcsec,
+                                  normalisation=normalisation)
         self.y = torch.as_tensor(stamps.label, dtype=torch.long)
         self.survey = survey_indices(surveys or sorted(set(stamps.survey)), stamps.survey)
         self.augment = augment

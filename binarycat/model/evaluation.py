@@ -43,7 +43,7 @@ from binarycat.model.device import pick_device
 from binarycat.model.metrics import macro_f1_difference_interval, paired_disagreement, survey_reports
 from binarycat.model.networks import conditioning_surveys, survey_indices
 from binarycat.model.predict import model_row
-from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.preprocess import NORMALISATION, stamps_to_tensor
 from binarycat.model.symmetry import views_of
 from binarycat.model.thresholds import FIXED_THRESHOLD, fit_survey_thresholds, stamp_thresholds, threshold_table
 from binarycat.model.train import predict_logits
@@ -206,7 +206,8 @@ def _store_metric(catalog: Catalog, row: dict, key: str, value) -> None:
 
 
 def _view_logits(model, config: dict, stamps: LabelledStamps, arrays: list, dev, batch_size: int) -> np.ndarray:
-    x = stamps_to_tensor(arrays, config["input_size"], stamps.pixel_scale, config.get("input_scale_arcsec"))
+    x = stamps_to_tensor(arrays, config["input_size"], stamps.pixel_scale, config.get("input_scale_arcsec"),
+                         normalisation=config.get("normalisation", NORMALISATION))
     survey = survey_indices(conditioning_surveys(model), stamps.survey)
     return predict_logits(model, x, dev, batch_size, views=views_of(config), survey=survey).numpy()
 

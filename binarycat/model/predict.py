@@ -62,7 +62,7 @@ from binarycat.errors import BinarycatError
 from binarycat.model.checkpoints import load_checkpoint
 from binarycat.model.device import autocast, configure_cpu, cpu_threads, pick_device
 from binarycat.model.networks import stamp_logits, survey_indices
-from binarycat.model.preprocess import stamps_to_tensor
+from binarycat.model.preprocess import NORMALISATION, stamps_to_tensor
 from binarycat.model.symmetry import view_averaged_logits, views_of
 from binarycat.model.thresholds import FIXED_THRESHOLD, stamp_thresholds, threshold_table
 from binarycat.model.train import MODEL_KIND
@@ -212,7 +212,8 @@ def _shard_inputs(catalog: Catalog, shard: str, rows: list[tuple], config: dict,
                   device: torch.device) -> torch.Tensor:
     arrays = read_array_shard(catalog.resolve(shard), [r[4] for r in rows], use_threads=False)
     return stamps_to_tensor(arrays, config["input_size"], [r[5] for r in rows],
-                            config.get("input_scale_arcsec"), device=device)
+                            config.get("input_scale_arcsec"), device=device,
+                            normalisation=config.get("normalisation", NORMALISATION))
 
 
 def _batches(catalog: Catalog, by_shard: dict[str, list[tuple]], config: dict, batch_size: int,

@@ -1,12 +1,22 @@
 """The one per-stamp transformation shared by training and prediction, stored with each model.
 
-``stamp_to_input`` (normalisation ``"asinh-mad-v1"``, geometry ``"fixed-scale-crop-v1"``):
+``stamp_to_input`` (normalisation ``"asinh-mad-v1"`` or ``"asinh-noise-v1"``, geometry
+``"fixed-scale-crop-v1"``):
 
 1. **Normalisation**, on the whole stamp: NaN pixels become the median; the median is
    subtracted; pixels are divided by 1.4826 x MAD (a robust noise estimate) and passed through
    ``asinh(z / 3)``, which is linear near the noise and logarithmic for bright cores, so a
-   faint companion stays visible next to a bright primary; finally divided by the peak (at
-   least 1) so every stamp spans about [0, 1].
+   faint companion stays visible next to a bright primary. Then:
+
+   * ``"asinh-mad-v1"`` (the default) divides by the stamp's own peak (at least 1), so every
+     stamp spans about [0, 1];
+   * ``"asinh-noise-v1"`` divides by the fixed ``NOISE_UNITS_DIVISOR`` (8, about the stretched
+     core of a star 4,500 sigma bright) instead, so every stamp keeps its pixels in units of
+     its own noise: a companion of peak S/N 5 reaches ``asinh(5 / 3) / 8 = 0.16`` next to a
+     faint primary or a bright one, and the sky noise has the same amplitude in every stamp.
+     Under the peak scaling the same companion is 0.2 next to a bright star and 0.4 next to a
+     faint one, and a network must recover the noise level from the texture of the sky to
+     judge it against the label rule's S/N 5.
 2. **Geometry.** A non-square stamp is centre-cropped to a square. The square is resampled
    (antialiased bilinear) from its own pixel scale to ``input_scale_arcsec`` per pixel, then
    centre-cropped (or zero-padded) to ``input_size`` pixels. Every survey thus reaches the
@@ -26,17 +36,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from binarycat.errors import BinarycatError
+
 __all__ = [
-    "NORMALISATION", "GEOMETRY", "normalise_stamp", "normalise_stamps", "resample_to_scale", "row_medians",
+    "NORMALISATION", "NORMALISATIONS", "GEOMETRY", "check_normalisation", "normalise_stamp", "normalise_stamps", "resample_to_scale", "row_medians",
     "stamp_to_input", "stamps_to_tensor",
 ]
 
 NORMALISATION = "asinh-mad-v1"
+#: Every normalisation `stamp_to_input` knows; a model stores the one it was trained with.
+NORMALISATIONS = ("asinh-mad-v1", "asinh-noise-v1")
+#: What ``"asinh-noise-v1"`` divides every stretched stamp by, in place of its own peak.
+NOISE_UNITS_DIVISOR = 8.0
 GEOMETRY = "fixed-scale-crop-v1"
 DEFAULT_INPUT_SCALE_ARCSEC = 0.1
 
 
-def normalise_stamp(data: np.ndarray) -> np.ndarray:
+def check_normalisation(name: str) -> str:
+    """``name`` if it is one of `NORMALISATIONS`; otherwise a `BinarycatError` naming them."""
+    if name not in NORMALISATIONS:
+        raise BinarycatError(f"Unknown normalisation {name!r}; choose one of {', '.join(NORMALISATIONS)}.")
+    return name
+
+
+def _peak_scaled(normalisation: str) -> bool:
+    return check_normalisation(normalisation) == "asinh-mad-v1"
+
+
+def normalise_stamp(data: np.ndarray, normalisation: str = NORMALISATION) -> np.ndarray:
     """Robust asinh normalisation of one stamp (see module docstring); float32."""
     x = np.asarray(data, dtype=np.float32)
     finite = np.isfinite(x)
@@ -45,7 +72,8 @@ def normalise_stamp(data: np.ndarray) -> np.ndarray:
     mad = float(np.median(np.abs(x[finite]))) if finite.any() else 0.0
     sigma = 1.4826 * mad if mad > 0 else (float(np.std(x)) or 1.0)
     y = np.arcsinh(x / (3.0 * sigma))
-    return (y / max(float(y.max()), 1.0)).astype(np.float32)
+    divisor = max(float(y.max()), 1.0) if _peak_scaled(normalisation) else NOISE_UNITS_DIVISOR
+    return (y / divisor).astype(np.float32)
 
 
 def _centre_square(x: np.ndarray) -> np.ndarray:
@@ -81,9 +109,11 @@ def resample_to_scale(image: np.ndarray, input_size: int, pixel_scale_arcsec: fl
 
 
 def stamp_to_input(data: np.ndarray, input_size: int, pixel_scale_arcsec: float | None = None,
-                   input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC) -> torch.Tensor:
+                   input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC,
+                   normalisation: str = NORMALISATION) -> torch.Tensor:
     """One stamp as a (1, input_size, input_size) float32 tensor (see the module docstring)."""
-    return resample_to_scale(normalise_stamp(data), input_size, pixel_scale_arcsec, input_scale_arcsec)
+    return resample_to_scale(normalise_stamp(data, normalisation), input_size, pixel_scale_arcsec,
+                             input_scale_arcsec)
 
 
 def _median_by_partition(a: np.ndarray) -> np.ndarray:
@@ -136,7 +166,7 @@ def row_medians(a: np.ndarray, *, sample: int = 1024, margin: float = 0.04) -> n
 _BLOCK_BYTES = 1 << 20     # stamps normalised together: passes over them stay in the L2 cache
 
 
-def normalise_stamps(stack: np.ndarray) -> np.ndarray:
+def normalise_stamps(stack: np.ndarray, normalisation: str = NORMALISATION) -> np.ndarray:
     """`normalise_stamp` of each image of an (N, H, W) stack at once; float32, same numbers.
 
     Images whose pixels are all finite and whose MAD is positive (nearly all) go through one
@@ -148,14 +178,15 @@ def normalise_stamps(stack: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape, np.float32)
     if n == 0 or x[0].size == 0:
         return out
+    peak = _peak_scaled(normalisation)
     step = max(1, _BLOCK_BYTES // (4 * x[0].size))
     flat, flat_out = x.reshape(n, -1), out.reshape(n, -1)
     for i in range(0, n, step):
-        _normalise_block(flat[i : i + step], flat_out[i : i + step])
+        _normalise_block(flat[i : i + step], flat_out[i : i + step], normalisation, peak)
     return out
 
 
-def _normalise_block(flat: np.ndarray, out: np.ndarray) -> None:
+def _normalise_block(flat: np.ndarray, out: np.ndarray, normalisation: str, peak_scaled: bool) -> None:
     ok = np.isfinite(flat).all(axis=1)
     if ok.all():
         good, dest = flat, out                           # straight into the output
@@ -173,14 +204,16 @@ def _normalise_block(flat: np.ndarray, out: np.ndarray) -> None:
         div = (3.0 * (1.4826 * mad.astype(np.float64))).astype(np.float32)
         div[~fine] = 1.0
         y = np.arcsinh(np.divide(centred, div[:, None], out=centred), out=centred)
-        peak = np.maximum(y.max(axis=1).astype(np.float64), 1.0).astype(np.float32)
-        y /= peak[:, None]
+        if peak_scaled:
+            y /= np.maximum(y.max(axis=1).astype(np.float64), 1.0).astype(np.float32)[:, None]
+        else:
+            y /= np.float32(NOISE_UNITS_DIVISOR)
         rows = np.flatnonzero(ok)
         if dest is not out:
             out[rows] = y
         ok[rows[~fine]] = False                          # flat images: the per-stamp path
     for i in np.flatnonzero(~ok):
-        out[i] = normalise_stamp(flat[i])
+        out[i] = normalise_stamp(flat[i], normalisation)
 
 
 def _torch_row_medians(x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +225,7 @@ def _torch_row_medians(x: torch.Tensor) -> torch.Tensor:
     return (s[:, m // 2 - 1] + s[:, m // 2]) / 2
 
 
-def normalise_stamps_torch(x: torch.Tensor) -> torch.Tensor:
+def normalise_stamps_torch(x: torch.Tensor, normalisation: str = NORMALISATION) -> torch.Tensor:
     """`normalise_stamp` of each row of a float32 (N, M) tensor of finite pixels, on its device.
 
     The same arithmetic as `normalise_stamps` in torch (for a CUDA device, where the stamps are
@@ -205,12 +238,15 @@ def normalise_stamps_torch(x: torch.Tensor) -> torch.Tensor:
     sigma = torch.where(mad > 0, 1.4826 * mad, centred.std(dim=1, correction=0).double())
     sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
     y = torch.asinh(centred / (3.0 * sigma).float()[:, None])
+    if not _peak_scaled(normalisation):
+        return y / NOISE_UNITS_DIVISOR
     return y / y.amax(dim=1).double().clamp(min=1.0).float()[:, None]
 
 
 def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
                      input_scale_arcsec: float | None = DEFAULT_INPUT_SCALE_ARCSEC, *,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+                     device: torch.device | str | None = None,
+                     normalisation: str = NORMALISATION) -> torch.Tensor:
     """A list of stamps as an (N, 1, input_size, input_size) tensor: `stamp_to_input` of each.
 
     Stamps are grouped by (shape, pixel scale): each group is normalised in one vectorised pass
@@ -219,6 +255,7 @@ def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
     ``device`` the raw stamps are copied there (through pinned memory) and normalised and
     resampled on it (`normalise_stamps_torch`); the tensor returned is on ``device``.
     """
+    check_normalisation(normalisation)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     n = len(arrays)
     out = torch.empty(n, 1, input_size, input_size, device=dev)
@@ -238,7 +275,7 @@ def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
         else:
             pinned = None
             stack = np.stack([np.asarray(arrays[i], np.float32) for i in idx])
-        part = _group_to_input(stack, input_size, scale, input_scale_arcsec, dev, pinned)
+        part = _group_to_input(stack, input_size, scale, input_scale_arcsec, dev, pinned, normalisation)
         if len(idx) == n:
             return part.contiguous()
         out[torch.as_tensor(idx, device=dev)] = part
@@ -247,7 +284,7 @@ def stamps_to_tensor(arrays, input_size: int, pixel_scales=None,
 
 def _group_to_input(stack: np.ndarray, input_size: int, pixel_scale_arcsec: float | None,
                     input_scale_arcsec: float | None, device: torch.device | None = None,
-                    pinned: torch.Tensor | None = None) -> torch.Tensor:
+                    pinned: torch.Tensor | None = None, normalisation: str = NORMALISATION) -> torch.Tensor:
     """`stamp_to_input` of an (N, H, W) stack of images of one pixel scale: (N, 1, S, S).
 
     On the CPU with NumPy (`normalise_stamps`); on another device with torch there
@@ -255,20 +292,21 @@ def _group_to_input(stack: np.ndarray, input_size: int, pixel_scale_arcsec: floa
     """
     n, h, w = stack.shape
     if device is None or device.type == "cpu":
-        norm = torch.from_numpy(normalise_stamps(stack))
+        norm = torch.from_numpy(normalise_stamps(stack, normalisation))
     else:
         flat = stack.reshape(n, -1)
         src = (pinned if pinned is not None else torch.from_numpy(stack)).reshape(n, -1)
         ok = np.isfinite(flat).all(axis=1)
         if ok.all():
-            norm = normalise_stamps_torch(src.to(device, non_blocking=True))
+            norm = normalise_stamps_torch(src.to(device, non_blocking=True), normalisation)
         else:  # NaN/inf pixels: those stamps on the CPU
             norm = torch.empty(flat.shape, device=device)
             rows = np.flatnonzero(ok)
             if rows.size:
-                norm[torch.as_tensor(rows, device=device)] = normalise_stamps_torch(src[torch.from_numpy(rows)].to(device))
+                norm[torch.as_tensor(rows, device=device)] = normalise_stamps_torch(
+                    src[torch.from_numpy(rows)].to(device), normalisation)
             for i in np.flatnonzero(~ok):
-                norm[int(i)] = torch.from_numpy(normalise_stamp(flat[i])).to(device)
+                norm[int(i)] = torch.from_numpy(normalise_stamp(flat[i], normalisation)).to(device)
         norm = norm.reshape(n, h, w)
     m = min(h, w)
     top, left = (h - m) // 2, (w - m) // 2

@@ -25,7 +25,7 @@ from binarycat.model.device import adam, autocast, pick_device
 from binarycat.model.epochs import train_epoch
 from binarycat.model.metrics import classification_report, survey_reports
 from binarycat.model.networks import build, conditioning_surveys, stamp_logits
-from binarycat.model.preprocess import GEOMETRY, NORMALISATION
+from binarycat.model.preprocess import GEOMETRY, NORMALISATION, check_normalisation
 from binarycat.model.soup import average_weights
 from binarycat.model.symmetry import VIEW_COUNTS, view_averaged_logits
 from binarycat.model.thresholds import fit_survey_thresholds, stamp_thresholds, threshold_table
@@ -104,6 +104,11 @@ class TrainConfig:
         head is dropped afterwards; the stored network is the plain classifier.
     aux_weight : float
         Weight of that regression's smooth-L1 loss against the cross-entropy.
+    normalisation : str
+        The per-stamp normalisation (`binarycat.model.preprocess`), stored with the model and
+        used again by ``evaluate`` and ``predict``: ``"asinh-mad-v1"`` scales every stamp to its
+        own peak, ``"asinh-noise-v1"`` keeps pixels in units of the stamp's noise. A fine-tuning
+        run may change it; the network then learns the new scale from its parent's features.
     """
 
     epochs: int = 40
@@ -126,6 +131,7 @@ class TrainConfig:
     thresholds: str = "validation"
     aux_truth: list[str] | None = None
     aux_weight: float = 0.1
+    normalisation: str = NORMALISATION
 
     @property
     def starting_models(self) -> list[str]:
@@ -150,6 +156,8 @@ class TrainConfig:
         out = dict(self.__dict__)
         if not self.aux_truth:  # runs without the auxiliary head keep the ids they always had
             del out["aux_truth"], out["aux_weight"]
+        if self.normalisation == NORMALISATION:  # and so do runs with the first normalisation
+            del out["normalisation"]
         return out
 
 
@@ -379,6 +387,7 @@ def train_stamp_classifier(
     torch.manual_seed(config.seed)
     if config.views not in VIEW_COUNTS:
         raise BinarycatError(f"views must be 1 or 8, not {config.views}.")
+    check_normalisation(config.normalisation)
     if config.thresholds not in THRESHOLD_CHOICES:
         raise BinarycatError(f"thresholds must be one of {', '.join(THRESHOLD_CHOICES)}, not {config.thresholds!r}.")
     if config.epochs < 0 or (config.epochs == 0 and not config.init_from):
@@ -404,7 +413,8 @@ def train_stamp_classifier(
         if bool(torch.isnan(margins).all()):
             raise BinarycatError("No training stamp is a binary of the --aux-truth tables; check their "
                                  "source ids and surveys.")
-    geometry = dict(input_scale_arcsec=config.input_scale_arcsec, surveys=surveys)
+    geometry = dict(input_scale_arcsec=config.input_scale_arcsec, surveys=surveys,
+                    normalisation=config.normalisation)
     train_ds = StampDataset(catalog, parts["train"], config.input_size, augment=True, seed=config.seed,
                             noise_fraction=config.noise_augment, **geometry)
     val_ds = StampDataset(catalog, parts["validation"], config.input_size, **geometry)
@@ -514,7 +524,7 @@ def train_stamp_classifier(
     checkpoint = f"models/{model_id}.pt"
     model_config = {
         **config.as_dict(), "input_scale_arcsec": config.input_scale_arcsec, "arch_kwargs": arch_kwargs,
-        "normalisation": NORMALISATION,
+        "normalisation": config.normalisation,
         "geometry": GEOMETRY if config.input_scale_arcsec else "square-resample-v1",
         "surveys": surveys, "best_epoch": best_epoch, "temperature": temperature,
         "schema_version": schema_version, "where": where,
